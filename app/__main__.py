@@ -1,0 +1,70 @@
+"""Herd's entry point: the chat window by default, or a headless subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from app.core.paths import AppPaths
+from app.core.settings import Settings
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``herd [gui] [MODEL]``, ``herd info``, ``herd chat``."""
+    parser = argparse.ArgumentParser(
+        prog="herd", description="A private, local chat for Meta's Llama 4 herd."
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    gui = sub.add_parser("gui", help="open the chat window (the default)")
+    gui.add_argument("model", nargs="?", help="a .gguf to open")
+
+    info = sub.add_parser("info", help="describe a GGUF model without loading it")
+    info.add_argument("model")
+    info.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    chat = sub.add_parser("chat", help="chat in the terminal (one prompt, or interactive)")
+    chat.add_argument("model")
+    chat.add_argument("--prompt", help="send this one message, print the reply and exit")
+    chat.add_argument("--system", default="", help="a system prompt")
+    chat.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
+    chat.add_argument("--max-tokens", type=int, default=512)
+    chat.add_argument("--temperature", type=float, default=None)
+    chat.add_argument("--seed", type=int, default=-1)
+    chat.add_argument("--threads", type=int, default=None)
+    chat.add_argument("--stats", action="store_true", help="print speed after each reply")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run Herd; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if argv and argv[0] not in {"gui", "info", "chat", "-h", "--help"}:
+        argv = ["gui", *argv]  # `herd model.gguf` opens the window on that model
+    args = parser.parse_args(argv or ["gui"])
+    home = os.environ.get("HERD_HOME")
+    paths = (AppPaths.under(Path(home)) if home else AppPaths.default()).ensure()
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=paths.logs / "herd.log",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = Settings.load_from(paths.config / "settings.json")
+
+    from app import cli
+
+    if args.command == "info":
+        return cli.info(args.model, as_json=args.json)
+    if args.command == "chat":
+        return cli.chat(args, paths, settings)
+    return cli.gui(args.model, paths, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

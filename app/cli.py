@@ -1,0 +1,177 @@
+"""Headless commands: ``herd info`` and ``herd chat``; and the window's launcher.
+
+Every failure a person can cause (a missing file, a bad GGUF, an engine crash) ends with
+one line on stderr and exit code 2; never a traceback or a core dump.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from app.core import events as ev
+from app.core.chat.messages import ChatMessage, Role
+from app.core.errors import HerdError
+from app.core.gguf import describe, read_gguf, require_supported
+from app.core.jobs import CancelToken
+from app.core.paths import AppPaths
+from app.core.settings import Settings
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+
+def fail(message: str) -> int:
+    """Print one line on stderr; returns the error exit code."""
+    print(f"herd: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def info(model: str, *, as_json: bool) -> int:
+    """``herd info MODEL``: what the file is, read from its header only."""
+    try:
+        summary = describe(read_gguf(Path(model)))
+    except HerdError as exc:
+        return fail(exc.one_line())
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    experts = summary["experts"]
+    lines = [
+        f"file           {summary['path']}",
+        f"name           {summary['name']}",
+        f"architecture   {summary['architecture']}",
+        f"parameters     {summary['parameters'] / 1e9:.3f} B ({summary['parameters']:,})",
+        f"layers         {summary['layers']}",
+    ]
+    if experts["routed"]:
+        shared = "yes" if experts["shared"] else "no"
+        lines.append(
+            f"experts        {experts['routed']} routed, shared expert: {shared}, "
+            f"{experts['used_per_token']} used per token, "
+            f"MoE layers: {len(summary['moe_layers'])} of {summary['layers']}"
+        )
+    else:
+        lines.append("experts        none (dense)")
+    lines.append(f"quant          {summary['quant']}")
+    mix = ", ".join(
+        f"{name} {_size(v['bytes'])} ({v['tensors']})" for name, v in summary["quant_mix"].items()
+    )
+    lines.append(f"quant mix      {mix}")
+    parts = len(summary["parts"])
+    lines.append(f"file size      {_size(summary['file_size'])}" + (f" in {parts} parts" if parts > 1 else ""))
+    lines.append(f"trained ctx    {summary['context_length']:,} tokens")
+    lines.append(f"chat template  {'present' if summary['chat_template'] else 'none'}")
+    lines.append(f"vision         {summary['projector'] or 'no projector (mmproj) found'}")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
+    """``herd chat MODEL [--prompt TEXT]``: stream replies to stdout."""
+    from app.core.engine.client import EngineClient
+
+    try:
+        info_ = read_gguf(Path(args.model))
+        require_supported(info_)
+    except HerdError as exc:
+        return fail(exc.one_line())
+    load = dataclasses.replace(settings.load, n_ctx=args.ctx)
+    if args.threads:
+        load = dataclasses.replace(load, n_threads=args.threads)
+    sampling = dataclasses.replace(settings.sampling, max_tokens=args.max_tokens, seed=args.seed)
+    if args.temperature is not None:
+        sampling = dataclasses.replace(sampling, temperature=args.temperature)
+
+    with EngineClient(paths) as engine:
+        for event in engine.load(info_.path, load):
+            if isinstance(event, ev.Failed | ev.EngineCrashed):
+                return fail(_event_line(event))
+        assert engine.facts is not None
+        for warning in engine.facts.warnings:
+            print(f"herd: warning: {warning}", file=sys.stderr)
+        history: list[ChatMessage] = []
+        if args.system:
+            history.append(ChatMessage(Role.SYSTEM, args.system))
+        interactive = args.prompt is None
+        while True:
+            if interactive:
+                try:
+                    text = input("> ")
+                except (EOFError, KeyboardInterrupt):
+                    print(file=sys.stderr)
+                    return EXIT_OK
+                if not text.strip():
+                    continue
+            else:
+                text = args.prompt
+            history.append(ChatMessage(Role.USER, text))
+            code, reply = _stream_reply(engine, history, sampling, stats=args.stats)
+            if code != EXIT_OK:
+                return code
+            history.append(ChatMessage(Role.ASSISTANT, reply))
+            if not interactive:
+                return EXIT_OK
+
+
+def _stream_reply(engine, history, sampling, *, stats: bool) -> tuple[int, str]:  # noqa: ANN001
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    try:
+        for event in engine.chat(history, sampling, cancel):
+            if isinstance(event, ev.Token):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, ev.Finished):
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+                if stats or event.stop_reason is not ev.StopReason.END_OF_TURN:
+                    print(
+                        f"[{event.generated_tokens} tokens, {event.decode_tok_s:.1f} tok/s, "
+                        f"prompt {event.prompt_tokens} tokens at {event.prompt_tok_s:.0f} tok/s, "
+                        f"stopped: {event.stop_reason.value}]",
+                        file=sys.stderr,
+                    )
+                return EXIT_OK, event.text
+            elif isinstance(event, ev.Failed | ev.EngineCrashed):
+                sys.stdout.write("\n")
+                return fail(_event_line(event)), ""
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return fail("the engine ended the reply without a result"), ""
+
+
+def _event_line(event: ev.Failed | ev.EngineCrashed) -> str:
+    if isinstance(event, ev.EngineCrashed):
+        cause = next((ln for ln in reversed(event.log_tail) if "GGML_ASSERT" in ln or "error" in ln.lower()), "")
+        return f"{event.message} {('Last log line: ' + cause.strip()) if cause else ''}".strip()
+    return f"{event.message} {event.hint}".strip()
+
+
+def gui(model: str | None, paths: AppPaths, settings: Settings) -> int:
+    """Open the chat window; without a display, say so in one line."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        return fail(
+            "no display found (DISPLAY and WAYLAND_DISPLAY are unset), so the window cannot "
+            "open; run it in a desktop session, or use `herd chat MODEL` in a terminal."
+        )
+    from app.ui.app import run_app
+
+    return run_app(paths, settings, Path(model) if model else None)

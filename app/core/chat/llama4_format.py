@@ -1,0 +1,284 @@
+r"""Llama 4's chat format, written out by hand, and the prompt formats the engine can use.
+
+The format follows Meta's reference implementation (llama-models ``models/llama4/
+chat_format.py``) and the official Hugging Face chat template of the Llama 4 Instruct
+models::
+
+    <|begin_of_text|>
+    <|header_start|>system<|header_end|>\n\n{system, trimmed}<|eot|>
+    <|header_start|>user<|header_end|>\n\n<|image|>...{text, verbatim}<|eot|>
+    <|header_start|>assistant<|header_end|>\n\n{text, verbatim}<|eot|> (or <|eom|>)
+    <|header_start|>ipython<|header_end|>\n\n{tool result, verbatim}<|eot|>
+    <|header_start|>assistant<|header_end|>\n\n                 (generation prompt)
+
+(no newlines between the pieces). llama.cpp's built-in ``llama4`` template trims every
+message, which is not what the model was trained on, so Herd renders the prompt itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from app.core.chat.messages import ChatMessage, Role
+from app.core.errors import TemplateError
+
+__all__ = [
+    "BEGIN_OF_TEXT",
+    "END_OF_TEXT",
+    "EOM",
+    "EOT",
+    "HEADER_END",
+    "HEADER_START",
+    "IMAGE",
+    "IMAGE_END",
+    "IMAGE_START",
+    "PATCH",
+    "PYTHON_END",
+    "PYTHON_START",
+    "STOP_TOKENS",
+    "TILE_X_SEPARATOR",
+    "TILE_Y_SEPARATOR",
+    "PromptFormat",
+    "PromptFormatKind",
+    "render_llama4",
+    "select_prompt_format",
+]
+
+BEGIN_OF_TEXT = "<|begin_of_text|>"
+END_OF_TEXT = "<|end_of_text|>"
+HEADER_START = "<|header_start|>"
+HEADER_END = "<|header_end|>"
+EOT = "<|eot|>"
+"""End of turn: the model has finished answering."""
+EOM = "<|eom|>"
+"""End of message: the model called a tool and waits for its result."""
+IMAGE = "<|image|>"
+"""One image's placeholder; the vision projector expands it into the image's tokens."""
+IMAGE_START = "<|image_start|>"
+IMAGE_END = "<|image_end|>"
+PATCH = "<|patch|>"
+TILE_X_SEPARATOR = "<|tile_x_separator|>"
+TILE_Y_SEPARATOR = "<|tile_y_separator|>"
+PYTHON_START = "<|python_start|>"
+PYTHON_END = "<|python_end|>"
+
+STOP_TOKENS: tuple[str, ...] = (EOT, EOM)
+"""Generation stops at either: end of turn, or a tool call waiting for its result."""
+
+LLAMA4_FORMAT_NAME = "Llama 4 (official)"
+
+
+def _header(role: Role) -> str:
+    return f"{HEADER_START}{role.value}{HEADER_END}\n\n"
+
+
+def _validate(messages: Sequence[ChatMessage]) -> None:
+    if not messages:
+        raise TemplateError("There is nothing to send: the conversation is empty.")
+    for index, message in enumerate(messages):
+        if not isinstance(message, ChatMessage):
+            raise TemplateError(
+                f"Message {index + 1} is a {type(message).__name__}, not a chat message."
+            )
+        if message.role is Role.SYSTEM and index != 0:
+            raise TemplateError(
+                f"Message {index + 1} is a system message; Llama 4 allows one system "
+                "message and only as the first message.",
+                "Put the instructions into the first message or edit the system prompt.",
+            )
+        if message.images and message.role in (Role.SYSTEM, Role.IPYTHON):
+            raise TemplateError(
+                f"A {message.role.value} message cannot carry images in Llama 4's format.",
+                "Attach images to a user message.",
+            )
+
+
+def render_llama4(
+    messages: Sequence[ChatMessage],
+    *,
+    add_generation_prompt: bool = True,
+    include_bos: bool = True,
+) -> str:
+    """Render a conversation in Llama 4's official chat format, byte for byte.
+
+    The system message is trimmed (as the official template does); every other message
+    is kept verbatim. Each image becomes one :data:`IMAGE` placeholder before the text.
+
+    Args:
+        messages: The conversation; an optional system message first.
+        add_generation_prompt: End with the assistant header so the model answers.
+        include_bos: Start with ``<|begin_of_text|>``. Tokenize the result with BOS
+            adding off (and special tokens parsed), or pass False and let the tokenizer
+            add BOS.
+
+    Returns:
+        The prompt text.
+
+    Raises:
+        TemplateError: The conversation breaks the format's rules (empty, a system message
+            that is not first, images on a system or tool message).
+    """
+    _validate(messages)
+    parts: list[str] = [BEGIN_OF_TEXT] if include_bos else []
+    for message in messages:
+        parts.append(_header(message.role))
+        parts.extend(IMAGE for _ in message.images)
+        # Meta's reference and the official template both trim only the system prompt.
+        parts.append(message.content.strip() if message.role is Role.SYSTEM else message.content)
+        parts.append(EOM if message.expects_tool_result else EOT)
+    if add_generation_prompt:
+        parts.append(_header(Role.ASSISTANT))
+    return "".join(parts)
+
+
+class PromptFormatKind(Enum):
+    """Where a model's prompt text comes from."""
+
+    LLAMA4 = "llama4"
+    """Herd's own renderer of Llama 4's official format."""
+    MODEL_TEMPLATE = "model_template"
+    """The Jinja chat template embedded in the GGUF (``tokenizer.chat_template``)."""
+    COMPLETION_ONLY = "completion_only"
+    """No chat template at all: plain text completion only."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFormat:
+    """How to turn a conversation into prompt text for one model.
+
+    Plain data (no callables), so it can be sent to the engine process as is.
+
+    Attributes:
+        name: Shown to people, e.g. "Llama 4 (official)" or "model's own template".
+        kind: Which renderer is used.
+        stop_strings: Text that ends generation, besides the model's end-of-generation tokens.
+        template: The Jinja source, for :attr:`PromptFormatKind.MODEL_TEMPLATE` only.
+        bos_token: The model's BOS text, passed to its template as ``bos_token``.
+        eos_token: The model's EOS text, passed to its template as ``eos_token``.
+    """
+
+    name: str
+    kind: PromptFormatKind
+    stop_strings: tuple[str, ...] = ()
+    template: str | None = None
+    bos_token: str = ""
+    eos_token: str = ""
+
+    @classmethod
+    def llama4(cls) -> PromptFormat:
+        """Herd's renderer of Llama 4's official format."""
+        return cls(
+            name=LLAMA4_FORMAT_NAME,
+            kind=PromptFormatKind.LLAMA4,
+            stop_strings=STOP_TOKENS,
+            bos_token=BEGIN_OF_TEXT,
+            eos_token=EOT,
+        )
+
+    @classmethod
+    def from_model_template(
+        cls,
+        template: str,
+        *,
+        bos_token: str = "",
+        eos_token: str = "",
+        stop_strings: Sequence[str] = (),
+        name: str = "the model's own chat template",
+    ) -> PromptFormat:
+        """The GGUF's own Jinja chat template, rendered in a sandbox.
+
+        Args:
+            template: ``tokenizer.chat_template`` from the GGUF.
+            bos_token: The text of the model's BOS token.
+            eos_token: The text of the model's EOS token; it is also a stop string.
+            stop_strings: More stop strings (e.g. the template's end-of-turn marker).
+            name: Shown to people.
+
+        Raises:
+            TemplateError: The template is empty.
+        """
+        if not template or not template.strip():
+            raise TemplateError(
+                "The model's chat template is empty.",
+                "Use plain completion with this model.",
+            )
+        stops = tuple(dict.fromkeys(s for s in (*stop_strings, eos_token) if s))
+        return cls(
+            name=name,
+            kind=PromptFormatKind.MODEL_TEMPLATE,
+            stop_strings=stops,
+            template=template,
+            bos_token=bos_token,
+            eos_token=eos_token,
+        )
+
+    @classmethod
+    def completion_only(cls, *, eos_token: str = "") -> PromptFormat:
+        """For a model without a chat template: chat is refused, completion works."""
+        return cls(
+            name="plain completion (no chat template)",
+            kind=PromptFormatKind.COMPLETION_ONLY,
+            stop_strings=(eos_token,) if eos_token else (),
+            eos_token=eos_token,
+        )
+
+    @property
+    def supports_chat(self) -> bool:
+        """Whether :meth:`render` can turn a conversation into a prompt."""
+        return self.kind is not PromptFormatKind.COMPLETION_ONLY
+
+    def render(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        """Render a conversation into prompt text.
+
+        Raises:
+            TemplateError: The model has no chat template, the conversation breaks the
+                format, or the model's template fails.
+        """
+        if self.kind is PromptFormatKind.LLAMA4:
+            return render_llama4(messages, add_generation_prompt=add_generation_prompt)
+        if self.kind is PromptFormatKind.MODEL_TEMPLATE and self.template is not None:
+            # Imported here because template_check imports this module.
+            from app.core.chat.template_check import render_chat_template
+
+            return render_chat_template(
+                self.template,
+                messages,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
+        raise TemplateError(
+            "This model has no chat template; use plain completion.",
+            "Switch to completion mode, or load an instruction-tuned model that ships a "
+            "chat template.",
+        )
+
+
+def select_prompt_format(
+    architecture: str,
+    chat_template: str | None,
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+) -> PromptFormat:
+    """Pick the prompt format for a model; never another model's format by accident.
+
+    A Llama 4 model always gets Herd's renderer (its embedded template can be checked
+    against it with ``template_check.compare_with_llama4``). Any other model gets its own
+    embedded template, or plain completion only when it has none.
+
+    Args:
+        architecture: ``general.architecture`` from the GGUF.
+        chat_template: ``tokenizer.chat_template`` from the GGUF, if any.
+        bos_token: The text of the model's BOS token.
+        eos_token: The text of the model's EOS token.
+    """
+    if architecture.strip().lower() == "llama4":
+        return PromptFormat.llama4()
+    if chat_template and chat_template.strip():
+        return PromptFormat.from_model_template(
+            chat_template, bos_token=bos_token, eos_token=eos_token
+        )
+    return PromptFormat.completion_only(eos_token=eos_token)

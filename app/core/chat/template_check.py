@@ -1,0 +1,303 @@
+"""Render a GGUF's own Jinja chat template safely, and check it against Llama 4's format.
+
+Templates come from downloaded files, so they run in Jinja's immutable sandbox, set up the
+way Hugging Face transformers renders chat templates (``trim_blocks``, ``lstrip_blocks``,
+``raise_exception``, ``strftime_now``, a ``tojson`` that does not HTML-escape, the
+``{% generation %}`` tag). Any failure becomes a :class:`~app.core.errors.TemplateError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, NoReturn
+
+import jinja2
+from jinja2 import nodes
+from jinja2.ext import Extension
+from jinja2.parser import Parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from app.core.chat.llama4_format import BEGIN_OF_TEXT, EOT, render_llama4
+from app.core.chat.messages import ChatMessage, Role, to_template_dicts
+from app.core.errors import TemplateError
+
+__all__ = [
+    "PROBE_MESSAGES",
+    "TemplateComparison",
+    "compare_with_llama4",
+    "render_chat_template",
+]
+
+logger = logging.getLogger(__name__)
+
+_EXCERPT_CHARS = 24
+
+PROBE_MESSAGES: tuple[ChatMessage, ...] = (
+    ChatMessage(Role.SYSTEM, "  You are Herd\u2019s careful assistant.\n\n"),
+    ChatMessage(Role.USER, " What is in this picture?\n", images=("probe-image.png",)),
+    ChatMessage(Role.ASSISTANT, "A red ball on green grass.  \n"),
+    ChatMessage(Role.USER, "\tIs the ball big? "),
+)
+"""The conversation both renderings are compared on: whitespace at the edges of every
+message (only the system prompt is trimmed by the official format), a non-ASCII character
+(so byte and character offsets differ), an image, two user turns and a generation prompt."""
+
+
+class _GenerationTag(Extension):
+    """``{% generation %}...{% endgeneration %}``: HF marks assistant text with it; a no-op."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: Parser) -> list[nodes.Node]:
+        """Parse the tag's body and return it unchanged."""
+        next(parser.stream)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+
+class _StrictSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, but an unsafe attribute fails at once.
+
+    The stock sandbox returns an undefined value that prints as "" until it is used
+    further, so ``{{ ''.__class__ }}`` would pass silently.
+    """
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
+        """Refuse access to an attribute the sandbox considers unsafe."""
+        raise jinja2.exceptions.SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
+        )
+
+
+def _raise_exception(message: str) -> NoReturn:
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    # Jinja's own tojson HTML-escapes <, >, & and '; chat templates expect plain JSON.
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+
+
+@lru_cache(maxsize=8)
+def _compile(source: str) -> jinja2.Template:
+    env = _StrictSandbox(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[_GenerationTag, "jinja2.ext.loopcontrols"],
+    )
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    return env.from_string(source)
+
+
+def render_chat_template(
+    template: str,
+    messages: Sequence[ChatMessage],
+    *,
+    add_generation_prompt: bool = True,
+    bos_token: str = "",
+    eos_token: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """Render a model's own Jinja chat template in a sandbox.
+
+    Args:
+        template: The Jinja source (``tokenizer.chat_template``).
+        messages: The conversation; turned into HF-style dicts by ``to_template_dicts``.
+        add_generation_prompt: Ask the template to end with the assistant's header.
+        bos_token: Passed to the template as ``bos_token``.
+        eos_token: Passed to the template as ``eos_token``.
+        extra: More template variables (e.g. ``date_string``).
+
+    Returns:
+        The rendered text, exactly as the template produced it.
+
+    Raises:
+        TemplateError: The template does not compile, refuses the conversation
+            (``raise_exception``), tries to escape the sandbox, or fails in any other way.
+    """
+    context: dict[str, Any] = dict(extra or {})
+    context.update(
+        messages=to_template_dicts(messages),
+        add_generation_prompt=add_generation_prompt,
+        bos_token=bos_token,
+        eos_token=eos_token,
+    )
+    try:
+        return _compile(template).render(**context)
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(
+            "The model's chat template tried to reach outside its sandbox and was stopped.",
+            f"The model file may be malicious; do not use it. ({exc})",
+        ) from exc
+    except jinja2.exceptions.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"The model's chat template has a syntax error on line {exc.lineno}: {exc.message}",
+            "Use another build of this model.",
+        ) from exc
+    except jinja2.exceptions.TemplateError as exc:
+        raise TemplateError(
+            f"The model's chat template refused the conversation: {exc}",
+            "Check the order of the messages (e.g. user and assistant alternating).",
+        ) from exc
+    except Exception as exc:  # a template can fail in any Python way; none may escape raw
+        logger.debug("chat template failed", exc_info=True)
+        raise TemplateError(
+            f"The model's chat template failed: {type(exc).__name__}: {exc}",
+            "Use another build of this model.",
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateComparison:
+    """The result of rendering the probe conversation both ways.
+
+    Attributes:
+        matches: The model's template produced exactly the official text.
+        first_diff: Byte offset (in UTF-8) of the first difference, or None.
+        ours_excerpt: The official text around the difference, whitespace escaped.
+        theirs_excerpt: The model's text around the difference, whitespace escaped.
+        warning: A sentence for people naming the difference, or None when it matches.
+        bos_added: The template did not emit ``<|begin_of_text|>`` (llama.cpp adds it when
+            tokenizing), so it was prefixed before comparing.
+        notes: Things worth knowing that are not a mismatch (e.g. the BOS prefix).
+        ours: The full official rendering of the probe.
+        theirs: The full rendering by the model's template (after any BOS prefix).
+    """
+
+    matches: bool
+    first_diff: int | None
+    ours_excerpt: str
+    theirs_excerpt: str
+    warning: str | None
+    bos_added: bool
+    notes: tuple[str, ...]
+    ours: str
+    theirs: str
+
+
+def compare_with_llama4(
+    template: str,
+    bos_token: str = BEGIN_OF_TEXT,
+    *,
+    eos_token: str = EOT,
+) -> TemplateComparison:
+    """Render :data:`PROBE_MESSAGES` with Herd's Llama 4 renderer and with ``template``.
+
+    Args:
+        template: A GGUF's ``tokenizer.chat_template``.
+        bos_token: What the template gets as ``bos_token``.
+        eos_token: What the template gets as ``eos_token``.
+
+    Returns:
+        Where, if anywhere, the two renderings differ.
+
+    Raises:
+        TemplateError: The template cannot render the probe conversation.
+    """
+    ours = render_llama4(PROBE_MESSAGES, add_generation_prompt=True)
+    theirs = render_chat_template(
+        template,
+        PROBE_MESSAGES,
+        add_generation_prompt=True,
+        bos_token=bos_token,
+        eos_token=eos_token,
+    )
+    notes: list[str] = []
+    bos_added = not theirs.startswith(BEGIN_OF_TEXT)
+    if bos_added:
+        theirs = BEGIN_OF_TEXT + theirs
+        notes.append(
+            f"The model's chat template does not emit {BEGIN_OF_TEXT} itself (llama.cpp adds "
+            "it when tokenizing), so it was prefixed before comparing."
+        )
+    first_diff = _first_difference(ours.encode("utf-8"), theirs.encode("utf-8"))
+    if first_diff is None:
+        return TemplateComparison(
+            matches=True,
+            first_diff=None,
+            ours_excerpt="",
+            theirs_excerpt="",
+            warning=None,
+            bos_added=bos_added,
+            notes=tuple(notes),
+            ours=ours,
+            theirs=theirs,
+        )
+    ours_excerpt = _excerpt(ours, first_diff)
+    theirs_excerpt = _excerpt(theirs, first_diff)
+    warning = (
+        f"The model's own chat template differs from Llama 4's official format at byte "
+        f"{first_diff}: official '{ours_excerpt}' vs model's '{theirs_excerpt}'. "
+        "Herd uses the official format."
+    )
+    logger.info("%s", warning)
+    return TemplateComparison(
+        matches=False,
+        first_diff=first_diff,
+        ours_excerpt=ours_excerpt,
+        theirs_excerpt=theirs_excerpt,
+        warning=warning,
+        bos_added=bos_added,
+        notes=tuple(notes),
+        ours=ours,
+        theirs=theirs,
+    )
+
+
+def _first_difference(a: bytes, b: bytes) -> int | None:
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return index
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def _excerpt(text: str, byte_offset: int) -> str:
+    """A short window of ``text`` around a byte offset, whitespace made visible."""
+    # Decoding the prefix with errors="ignore" drops a half character, so the index lands on
+    # the character whose bytes start to differ.
+    char_index = len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
+    start = max(0, char_index - _EXCERPT_CHARS)
+    end = min(len(text), char_index + _EXCERPT_CHARS)
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if end < len(text) else ""
+    return f"{prefix}{_escape(text[start:end])}{suffix}"
+
+
+def _escape(text: str) -> str:
+    out: list[str] = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif char == "'":
+            out.append("\\'")
+        elif char in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char])
+        elif not char.isprintable():
+            code = ord(char)
+            if code < 0x100:
+                out.append(f"\\x{code:02x}")
+            elif code < 0x10000:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)

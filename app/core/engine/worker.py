@@ -1,0 +1,290 @@
+"""The engine process: the only place llama.cpp runs.
+
+Started by :class:`app.core.engine.client.EngineClient` as ``python -m app.core.engine.worker
+LOGFILE``. Requests arrive as JSON lines on stdin; events leave on the pipe that was stdout,
+while fds 1 and 2 are pointed at the log file so llama.cpp (and any assert or crash message)
+never reaches the terminal. A reader thread watches stdin so a ``stop`` lands mid-job.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from typing import IO, Any
+
+from app.core import events as ev
+from app.core.engine import protocol as proto
+from app.core.settings import LoadSettings, SamplingSettings
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_STEP = 0.01  # report load progress in 1% steps
+
+
+class Worker:
+    """Serves requests one at a time; ``stop`` requests are handled out of band."""
+
+    def __init__(self, out: IO[bytes], inp: IO[bytes]) -> None:
+        self._out = out
+        self._inp = inp
+        self._write_lock = threading.Lock()
+        self._requests: queue.Queue[proto.Request | None] = queue.Queue()
+        self._stop_upto = 0  # every request with id <= this is to stop now
+        self._current = 0
+        self._llm: Any = None
+        self._load_path = ""
+
+    # -- plumbing ---------------------------------------------------------------
+    def emit(self, request_id: int, event: Any) -> None:
+        """Send one event to the app."""
+        data = proto.encode_event(request_id, event)
+        with self._write_lock:
+            self._out.write(data)
+            self._out.flush()
+
+    def _read_requests(self) -> None:
+        for line in self._inp:
+            if not line.strip():
+                continue
+            req = proto.Request.decode(line)
+            if req.op == proto.OP_STOP:
+                self._stop_upto = max(self._stop_upto, int(req.args.get("target", req.id)))
+            else:
+                self._requests.put(req)
+        self._stop_upto = 1 << 62  # the app is gone: stop whatever runs, then exit
+        self._requests.put(None)
+
+    def _should_stop(self) -> bool:
+        return self._current <= self._stop_upto
+
+    def run(self) -> None:
+        """Serve until shutdown or until stdin closes."""
+        threading.Thread(target=self._read_requests, name="requests", daemon=True).start()
+        handlers = {
+            proto.OP_LOAD: self._load,
+            proto.OP_GENERATE: self._generate,
+            proto.OP_TOKENIZE: self._tokenize,
+            proto.OP_UNLOAD: self._unload,
+        }
+        while True:
+            req = self._requests.get()
+            if req is None or req.op == proto.OP_SHUTDOWN:
+                break
+            self._current = req.id
+            handler = handlers.get(req.op)
+            if handler is None:
+                self.emit(req.id, ev.Failed(f"The engine does not know the request {req.op!r}."))
+                continue
+            try:
+                handler(req)
+            except Exception as exc:  # report, keep serving: one bad request is not a crash
+                logger.exception("request %s failed", req.op)
+                self.emit(req.id, ev.Failed(f"The engine failed: {exc}", "See the engine log."))
+        self._release()
+
+    # -- requests ---------------------------------------------------------------
+    def _load(self, req: proto.Request) -> None:
+        import llama_cpp
+
+        from app.core.engine import llama_ext
+
+        self._release()
+        path = str(req.args["path"])
+        settings = LoadSettings.from_dict(req.args.get("settings", {}))
+        last = [-1.0]
+
+        def on_progress(fraction: float) -> bool:
+            if fraction - last[0] >= PROGRESS_STEP or fraction >= 1.0:
+                last[0] = fraction
+                self.emit(req.id, ev.Progress(fraction, "Loading weights"))
+            return not self._should_stop()
+
+        started = time.perf_counter()
+        try:
+            with llama_ext.load_hooks(on_progress):
+                llm = llama_cpp.Llama(
+                    model_path=path,
+                    n_ctx=settings.n_ctx,
+                    n_batch=settings.n_batch,
+                    n_ubatch=settings.n_ubatch,
+                    n_threads=settings.n_threads,
+                    n_threads_batch=settings.n_threads,
+                    n_gpu_layers=settings.n_gpu_layers,
+                    flash_attn=settings.flash_attn,
+                    swa_full=settings.swa_full,
+                    type_k=llama_ext.KV_TYPES[settings.type_k.value],
+                    type_v=llama_ext.KV_TYPES[settings.type_v.value],
+                    use_mmap=settings.use_mmap,
+                    use_mlock=settings.use_mlock,
+                    verbose=True,  # verbose keeps fd 2 (our log file) in place during load
+                )
+        except (ValueError, RuntimeError) as exc:
+            if self._should_stop():
+                self.emit(req.id, ev.Failed("Loading was cancelled.", cancelled=True))
+            else:
+                self.emit(
+                    req.id,
+                    ev.Failed(
+                        f"llama.cpp could not load {os.path.basename(path)}: {exc}",
+                        "The engine log names the reason (memory, a damaged file, "
+                        "an unsupported layout).",
+                    ),
+                )
+            return
+        llama_ext.set_abort_check(llm, self._should_stop)
+        self._llm = llm
+        self._load_path = path
+        n_params, size = llama_ext.model_size(llm)
+        facts = ev.ModelFacts(
+            path=path,
+            name=str(llm.metadata.get("general.name", os.path.basename(path))),
+            architecture=str(llm.metadata.get("general.architecture", "")),
+            description=llama_ext.model_description(llm),
+            n_params=n_params,
+            size_bytes=size,
+            n_ctx=llm.n_ctx(),
+            n_ctx_train=llm.n_ctx_train() if hasattr(llm, "n_ctx_train") else 0,
+            n_vocab=llm.n_vocab(),
+            load_seconds=time.perf_counter() - started,
+        )
+        self.emit(req.id, ev.Loaded(facts))
+
+    def _require_model(self, req: proto.Request) -> Any:
+        if self._llm is None:
+            self.emit(req.id, ev.Failed("No model is loaded.", "Load a model first."))
+        return self._llm
+
+    def _tokenize(self, req: proto.Request) -> None:
+        llm = self._require_model(req)
+        if llm is None:
+            return
+        text = str(req.args.get("text", ""))
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        self.emit(req.id, ev.TokenCount(len(tokens)))
+
+    def _unload(self, req: proto.Request) -> None:
+        self._release()
+        self.emit(req.id, ev.Unloaded())
+
+    def _release(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+    def _generate(self, req: proto.Request) -> None:
+        llm = self._require_model(req)
+        if llm is None:
+            return
+        from app.core.engine import llama_ext
+
+        sampling = SamplingSettings.from_dict(req.args.get("sampling", {}))
+        prompt = str(req.args["prompt"])
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            self.emit(
+                req.id,
+                ev.Failed(
+                    f"The conversation is {len(tokens)} tokens; the context holds {n_ctx}.",
+                    "Start a new chat, shorten it, or load the model with a larger context.",
+                ),
+            )
+            return
+        stop_ids = set()
+        for text in req.args.get("stop_tokens", []):
+            ids = llm.tokenize(str(text).encode("utf-8"), add_bos=False, special=True)
+            if len(ids) == 1:
+                stop_ids.add(ids[0])
+        room = n_ctx - len(tokens)
+        budget = min(int(sampling.max_tokens), room) if sampling.max_tokens > 0 else room
+        seed = sampling.seed if sampling.seed >= 0 else random.randrange(1 << 31)
+        llm.set_seed(seed)
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        n_gen = 0
+        reason = ev.StopReason.MAX_TOKENS if budget < room else ev.StopReason.CONTEXT_FULL
+        started = time.perf_counter()
+        first_at = 0.0
+        cached_before = llm.n_tokens
+        try:
+            for tok in llm.generate(
+                tokens,
+                top_k=sampling.top_k,
+                top_p=sampling.top_p,
+                min_p=sampling.min_p,
+                temp=sampling.temperature,
+                repeat_penalty=sampling.repeat_penalty,
+            ):
+                if not first_at:
+                    first_at = time.perf_counter()
+                if self._should_stop():
+                    reason = ev.StopReason.USER
+                    break
+                if tok in stop_ids or llama_ext.is_end_of_generation(llm, tok):
+                    reason = ev.StopReason.END_OF_TURN
+                    break
+                n_gen += 1
+                text = decoder.decode(llm.detokenize([tok]))
+                if text:
+                    pieces.append(text)
+                    self.emit(req.id, ev.Token(text))
+                if n_gen >= budget:
+                    break
+        except RuntimeError as exc:  # llama_decode failed or was aborted by Stop
+            llama_ext.clear_memory(llm)
+            if not self._should_stop():
+                self.emit(req.id, ev.Failed(f"Generation failed: {exc}", "See the engine log."))
+                return
+            reason = ev.StopReason.USER
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            pieces.append(tail)
+            self.emit(req.id, ev.Token(tail))
+        ended = time.perf_counter()
+        first_at = first_at or ended
+        evaluated = max(len(tokens) - min(cached_before, len(tokens)), 1)
+        self.emit(
+            req.id,
+            ev.Finished(
+                prompt_tokens=len(tokens),
+                generated_tokens=n_gen,
+                prompt_tok_s=evaluated / max(first_at - started, 1e-9),
+                decode_tok_s=(n_gen - 1) / (ended - first_at) if n_gen > 1 else 0.0,
+                stop_reason=reason,
+                time_to_first_token_s=first_at - started,
+                text="".join(pieces),
+            ),
+        )
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of the engine process: ``worker.py LOGFILE``."""
+    log_path = argv[1] if len(argv) > 1 else os.devnull
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the process
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = open(log.fileno(), "w", buffering=1, closefd=False)  # noqa: SIM115
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="herd-engine: %(message)s")
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort must not leave a core dump
+    except (ImportError, ValueError, OSError):
+        pass
+    from app.core.engine import llama_ext
+
+    llama_ext.send_log_to(log)
+    Worker(proto_out, sys.stdin.buffer).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

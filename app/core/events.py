@@ -1,0 +1,104 @@
+"""Typed events that long jobs yield (load, generate, download ...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class StopReason(str, Enum):
+    """Why a generation ended."""
+
+    END_OF_TURN = "end_of_turn"  # the model emitted an end-of-generation token (<|eot|>, <|eom|>)
+    MAX_TOKENS = "max_tokens"
+    CONTEXT_FULL = "context_full"
+    USER = "user"  # stopped by the person (Stop button, Esc, Ctrl+C)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Part of a job is done: ``fraction`` in [0, 1]."""
+
+    fraction: float
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What a loaded model is, as llama.cpp sees it."""
+
+    path: str
+    name: str
+    architecture: str
+    description: str  # llama.cpp's own, e.g. "17Bx16E (Scout) Q8_0"
+    n_params: int
+    size_bytes: int
+    n_ctx: int
+    n_ctx_train: int
+    n_vocab: int
+    load_seconds: float
+    prompt_format: str = ""  # which renderer formats chats ("llama4", "gguf-template", "none")
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A model finished loading."""
+
+    facts: ModelFacts
+
+
+@dataclass(frozen=True, slots=True)
+class Unloaded:
+    """The model was released."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A piece of generated text (one or more tokens, always whole UTF-8 characters)."""
+
+    text: str
+    n_tokens: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A generation ended normally (including a user stop)."""
+
+    prompt_tokens: int
+    generated_tokens: int
+    prompt_tok_s: float
+    decode_tok_s: float
+    stop_reason: StopReason
+    time_to_first_token_s: float = 0.0
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """The answer to a count-tokens request."""
+
+    n_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A job failed; ``message`` and ``hint`` are for people."""
+
+    message: str
+    hint: str = ""
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCrashed:
+    """The engine process died; the window keeps running."""
+
+    message: str
+    exit_code: int | None = None
+    log_tail: tuple[str, ...] = field(default_factory=tuple)
+
+
+Event = (
+    Progress | Loaded | Unloaded | Token | Finished | TokenCount | Failed | EngineCrashed
+)

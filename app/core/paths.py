@@ -1,0 +1,61 @@
+"""Where Herd keeps its files; built once in ``__main__`` and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "Herd"
+
+
+@dataclass(frozen=True, slots=True)
+class AppPaths:
+    """The folders Herd uses. ``ensure()`` creates them."""
+
+    data: Path
+    config: Path
+    logs: Path
+    cache: Path
+    models: Path
+
+    @classmethod
+    def default(cls) -> AppPaths:
+        """The platform's usual folders (XDG on Linux, ~/Library on macOS, AppData on Windows)."""
+        data = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+        return cls(
+            data=data,
+            config=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+            logs=Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
+            cache=Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
+            models=data / "models",
+        )
+
+    @classmethod
+    def under(cls, root: Path) -> AppPaths:
+        """Everything below one folder (tests, portable installs, ``HERD_HOME``)."""
+        root = Path(root)
+        return cls(
+            data=root / "data",
+            config=root / "config",
+            logs=root / "logs",
+            cache=root / "cache",
+            models=root / "data" / "models",
+        )
+
+    def ensure(self) -> AppPaths:
+        """Create every folder that does not exist yet; returns self."""
+        for folder in (self.data, self.config, self.logs, self.cache, self.models):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    @property
+    def engine_log(self) -> Path:
+        """llama.cpp's log, written by the engine process."""
+        return self.logs / "engine.log"
+
+    @property
+    def chats_db(self) -> Path:
+        """The SQLite file with every conversation."""
+        return self.data / "chats.sqlite3"
