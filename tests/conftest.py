@@ -53,15 +53,17 @@ def _tiny_llama4(cache_dir: Path, label: str, **params: object) -> Path:
 @pytest.fixture(scope="session")
 def tiny_scout(model_cache_dir: Path) -> Path:
     """Tiny random Llama 4 "Scout": 4 layers, all MoE, 16 experts, 1 used."""
-    return _tiny_llama4(model_cache_dir, "scout", n_layers=4, n_experts=16,
-                        interleave_moe_layer_step=1)
+    return _tiny_llama4(
+        model_cache_dir, "scout", n_layers=4, n_experts=16, interleave_moe_layer_step=1
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_maverick(model_cache_dir: Path) -> Path:
     """Tiny random Llama 4 "Maverick": 4 layers, odd ones MoE with 128 experts, even dense."""
-    return _tiny_llama4(model_cache_dir, "maverick", n_layers=4, n_experts=128,
-                        interleave_moe_layer_step=2)
+    return _tiny_llama4(
+        model_cache_dir, "maverick", n_layers=4, n_experts=128, interleave_moe_layer_step=2
+    )
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +74,9 @@ def tiny_llama4_broken(model_cache_dir: Path) -> Path:
     and decoding hits ``GGML_ASSERT(buf != NULL && "tensor buffer not set")``. Decode it only
     in a child process.
     """
-    return _tiny_llama4(model_cache_dir, "broken", n_layers=2, n_experts=16,
-                        interleave_moe_layer_step=1)
+    return _tiny_llama4(
+        model_cache_dir, "broken", n_layers=2, n_experts=16, interleave_moe_layer_step=1
+    )
 
 
 def _package_file(package: str, relative: str, install_hint: str) -> Path:

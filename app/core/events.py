@@ -37,6 +37,8 @@ class ModelFacts:
     n_ctx_train: int
     n_vocab: int
     load_seconds: float
+    bos_token: str = ""
+    eos_token: str = ""
     prompt_format: str = ""  # which renderer formats chats ("llama4", "gguf-template", "none")
     warnings: tuple[str, ...] = ()
 

@@ -331,30 +331,35 @@ class _Cursor:
 
     def string(self, what: str) -> str:
         n = self.scalar(_U64, f"the length of {what}")
-        if n > _MAX_LENGTH:
-            raise self._short(n, what) if n > self._size else _error(
-                self.path, f"the file is corrupt: {what} is {n} bytes long (at most 1 GiB)"
-            )
+        if self._size >= n > _MAX_LENGTH:
+            raise _error(self.path, f"the file is corrupt: {what} is {n} bytes (at most 1 GiB)")
         self.need(n, what)
         raw = self._buf[self._pos : self._pos + n]
         self._pos += n
         return raw.decode("utf-8", errors="replace")
 
     def skip_strings(self, count: int, what: str) -> None:
-        # The hot loop of a big vocabulary: walk lengths inside the buffer, refill rarely.
+        # The hot loop of a big vocabulary: walk the lengths inside the buffer, refill rarely.
         unpack = _U64.unpack_from
         while count:
-            buf, pos, end = self._buf, self._pos, len(self._buf)
-            while count and pos + 8 <= end:
-                nxt = pos + 8 + unpack(buf, pos)[0]
-                if nxt > end:
+            self.need(8, f"the length of an item of {what}")
+            buf, pos, last, done = self._buf, self._pos, len(self._buf) - 8, count
+            for i in range(count):
+                if pos > last:
+                    done = i
                     break
-                pos, count = nxt, count - 1
-            self._pos = pos
-            if count:
-                n = self.scalar(_U64, f"the length of an item of {what}")
-                self.skip(n, f"an item of {what}")
-                count -= 1
+                pos += 8 + unpack(buf, pos)[0]
+            count -= done
+            target = self._base + pos  # may lie past the buffer: a string crosses its end
+            if target > self._size:
+                if target > 2 * self._size:
+                    raise _error(self.path, f"the file is corrupt: an item of {what} is too long")
+                raise _truncated(self.path, target, self._size, f" (it ends inside {what})")
+            if pos <= len(buf):
+                self._pos = pos
+            else:
+                self._base, self._buf, self._pos = target, b"", 0
+                self._f.seek(target)
 
 
 def _sniff(head: bytes) -> str:
@@ -492,7 +497,7 @@ def _read_part(path: Path, part: int) -> _Part:
                 vtype = cur.scalar(_U32, f"the type of '{key}'")
                 metadata[key] = _read_value(cur, key, vtype)
                 if key == "general.alignment" and vtype != GGUFValueType.UINT32:
-                    metadata[key] = -1  # llama.cpp aborts on any other type
+                    raise _error(path, "the file is corrupt: bad general.alignment (not a u32)")
             alignment = metadata.get("general.alignment", _DEFAULT_ALIGNMENT)
             if alignment <= 0 or alignment & (alignment - 1):
                 raise _error(path, f"the file is corrupt: bad general.alignment {alignment!r}")
@@ -553,8 +558,9 @@ def split_parts(path: str | os.PathLike[str]) -> tuple[Path, ...]:
     parts = tuple(p.with_name(f"{prefix}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1))
     missing = [q for q in parts if not q.is_file()]
     if missing:
+        number = parts.index(missing[0]) + 1
         raise ModelFileError(
-            f"{prefix}: part {parts.index(missing[0]) + 1} of {count} is missing: {missing[0].name}",
+            f"{prefix}: part {number} of {count} is missing: {missing[0].name}",
             f"All {count} parts must be in the same folder; download the missing "
             f"{'part' if len(missing) == 1 else f'{len(missing)} parts'}.",
         )

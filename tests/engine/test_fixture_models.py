@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import gguf
 import jinja2
 import llama_cpp
+import numpy as np
 import pytest
 
 from tests.fixtures.tiny_llama4 import (
@@ -33,9 +33,14 @@ def _greedy(llm: llama_cpp.Llama, prompt: bytes, n_tokens: int = 8) -> list[int]
     out: list[int] = []
     for _ in range(n_tokens):
         llm.eval(tokens)
-        logits = llm.eval_logits[-1]
-        assert all(math.isfinite(x) for x in logits)
-        best = max(range(len(logits)), key=logits.__getitem__)
+        # not llm.scores: without logits_all=True llama-cpp-python never fills it (it is
+        # uninitialised memory); read the last row straight from the context
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(llm.ctx, -1), (llm.n_vocab(),)
+        )
+        assert np.isfinite(logits).all()
+        assert logits.std() > 0
+        best = int(np.argmax(logits))
         out.append(best)
         tokens = [best]
     return out
@@ -45,8 +50,10 @@ def _tensor_names(path: Path) -> set[str]:
     return {t.name for t in gguf.GGUFReader(path).tensors}
 
 
-PROMPT = b"<|begin_of_text|><|header_start|>user<|header_end|>\n\nHello!<|eot|>" \
+PROMPT = (
+    b"<|begin_of_text|><|header_start|>user<|header_end|>\n\nHello!<|eot|>"
     b"<|header_start|>assistant<|header_end|>\n\n"
+)
 
 
 def test_tiny_scout_reads_as_scout(tiny_scout: Path) -> None:
@@ -63,7 +70,10 @@ def test_tiny_scout_reads_as_scout(tiny_scout: Path) -> None:
 def test_special_tokens_are_single_tokens(tiny_scout: Path, token: str) -> None:
     llm = _load(tiny_scout)
     assert llm.tokenize(token.encode(), add_bos=False, special=True) == [special_token_id(token)]
-    assert llm.detokenize([special_token_id(token)], special=True) == token.encode()
+    if len(token) <= 32:
+        # llama-cpp-python 0.3.36 detokenizes into a 32-byte buffer and silently drops
+        # longer pieces, such as the reserved tokens' names
+        assert llm.detokenize([special_token_id(token)], special=True) == token.encode()
 
 
 def test_text_uses_merges(tiny_scout: Path) -> None:
@@ -141,8 +151,9 @@ def test_chat_template_renders_llama4_format() -> None:
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " What is it? "}]},
         {"role": "assistant", "content": "A llama."},
     ]
-    text = template.render(messages=messages, bos_token="<|begin_of_text|>",
-                           add_generation_prompt=True)
+    text = template.render(
+        messages=messages, bos_token="<|begin_of_text|>", add_generation_prompt=True
+    )
     assert text == (
         "<|begin_of_text|>"
         "<|header_start|>system<|header_end|>\n\nBe brief.<|eot|>"
@@ -150,18 +161,21 @@ def test_chat_template_renders_llama4_format() -> None:
         "<|header_start|>assistant<|header_end|>\n\nA llama.<|eot|>"
         "<|header_start|>assistant<|header_end|>\n\n"
     )
-    no_prompt = template.render(messages=messages[:1], bos_token="<|begin_of_text|>",
-                                add_generation_prompt=False)
+    no_prompt = template.render(
+        messages=messages[:1], bos_token="<|begin_of_text|>", add_generation_prompt=False
+    )
     assert no_prompt == "<|begin_of_text|><|header_start|>system<|header_end|>\n\nBe brief.<|eot|>"
 
 
 def test_smollm2_generates(smollm2_gguf: Path) -> None:
     llm = _load(smollm2_gguf)
     assert llm.metadata["general.architecture"] == "llama"
-    assert len(_greedy(llm, b"<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", 4)) == 4
+    prompt = b"<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert len(_greedy(llm, prompt, 4)) == 4
 
 
 def test_gemma3_generates(gemma3_gguf: Path) -> None:
     llm = _load(gemma3_gguf)
     assert llm.metadata["general.architecture"] == "gemma3"
-    assert len(_greedy(llm, b"<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", 4)) == 4
+    prompt = b"<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+    assert len(_greedy(llm, prompt, 4)) == 4

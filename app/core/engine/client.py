@@ -67,7 +67,7 @@ class EngineClient:
 
     def start(self) -> None:
         """Start a fresh engine process (stopping a running one first)."""
-        if self.alive:
+        if self._proc is not None:
             self.shutdown()
         self._paths.logs.mkdir(parents=True, exist_ok=True)
         log = self._paths.engine_log
@@ -111,8 +111,12 @@ class EngineClient:
                 proc.wait()
         if self._reader is not None:
             self._reader.join(timeout)
-        if proc.stdout:
-            proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
         self._proc = None
         self.facts = None
 
@@ -251,13 +255,18 @@ class EngineClient:
             info = read_gguf(Path(path))
             if preflight:
                 require_supported(info)
-            fmt, warnings = choose_format(info, settings.template)
         except HerdError as exc:
             yield ev.Failed(exc.user_message, exc.hint)
             return
         args = {"path": str(info.path), "settings": settings.to_dict()}
         for event in self._job(proto.OP_LOAD, args, cancel):
             if isinstance(event, ev.Loaded):
+                fmt, warnings = choose_format(
+                    info,
+                    settings.template,
+                    bos_token=event.facts.bos_token,
+                    eos_token=event.facts.eos_token,
+                )
                 facts = _with(event.facts, prompt_format=fmt.name, warnings=tuple(warnings))
                 self.facts = facts
                 self.prompt_format = fmt
@@ -276,7 +285,7 @@ class EngineClient:
         except HerdError as exc:
             yield ev.Failed(exc.user_message, exc.hint)
             return
-        yield from self.complete(prompt, sampling, cancel, stop_tokens=self._format().stop_tokens)
+        yield from self.complete(prompt, sampling, cancel, stop_tokens=self._format().stop_strings)
 
     def complete(
         self,

@@ -110,3 +110,8 @@ def model_size(llm: llama_cpp.Llama) -> tuple[int, int]:
 def is_end_of_generation(llm: llama_cpp.Llama, token: int) -> bool:
     """True for the model's end-of-generation tokens (eos, eot, eom ...)."""
     return bool(lib.llama_vocab_is_eog(llm._model.vocab, token))
+
+
+def wants_bos(llm: llama_cpp.Llama) -> bool:
+    """Whether the model's tokenizer expects a BOS token at the start of a prompt."""
+    return bool(lib.llama_vocab_get_add_bos(llm._model.vocab))

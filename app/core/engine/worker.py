@@ -149,9 +149,11 @@ class Worker:
             n_params=n_params,
             size_bytes=size,
             n_ctx=llm.n_ctx(),
-            n_ctx_train=llm.n_ctx_train() if hasattr(llm, "n_ctx_train") else 0,
+            n_ctx_train=llm._model.n_ctx_train(),
             n_vocab=llm.n_vocab(),
             load_seconds=time.perf_counter() - started,
+            bos_token=_token_text(llm, llm.token_bos()),
+            eos_token=_token_text(llm, llm.token_eos()),
         )
         self.emit(req.id, ev.Loaded(facts))
 
@@ -186,6 +188,9 @@ class Worker:
         sampling = SamplingSettings.from_dict(req.args.get("sampling", {}))
         prompt = str(req.args["prompt"])
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        bos = llm.token_bos()
+        if llama_ext.wants_bos(llm) and bos >= 0 and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)  # the template left BOS to the tokenizer
         n_ctx = llm.n_ctx()
         if len(tokens) >= n_ctx:
             self.emit(
@@ -262,6 +267,12 @@ class Worker:
                 text="".join(pieces),
             ),
         )
+
+
+def _token_text(llm: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
 
 def main(argv: list[str]) -> int:

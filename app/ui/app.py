@@ -1,0 +1,67 @@
+"""run_app: the QApplication, the window, the engine; and a tidy exit."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.core.demo import demo_model_path
+from app.core.paths import AppPaths
+from app.core.settings import Settings
+from app.ui.main_window import MainWindow
+
+logger = logging.getLogger(__name__)
+
+STYLESHEET = Path(__file__).resolve().parents[2] / "assets" / "style.qss"
+
+
+def choose_model(model: Path | None, settings: Settings) -> Path | None:
+    """The model to open: the one asked for, else the last one, else the demo model."""
+    if model is not None:
+        return model
+    if settings.last_model and Path(settings.last_model).is_file():
+        return Path(settings.last_model)
+    return demo_model_path()
+
+
+def run_app(paths: AppPaths, settings: Settings, model: Path | None) -> int:
+    """Open the chat window and run until it closes; returns the exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Herd")
+    app.setApplicationDisplayName("Herd")
+    app.setDesktopFileName("herd")
+    if STYLESHEET.is_file():
+        app.setStyleSheet(STYLESHEET.read_text(encoding="utf-8"))
+
+    window = MainWindow(paths, settings)
+    window.bridge.start()
+    target = choose_model(model, settings)
+    if target is not None:
+        window.load_model(target)
+    else:
+        logger.info("no model to open at start (no last model, demo package not installed)")
+    window.show()
+
+    # Qt's loop does not run Python signal handlers; a timer gives them a chance, so
+    # Ctrl+C in the terminal closes the window properly instead of being ignored.
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    ticker = QTimer()
+    ticker.timeout.connect(lambda: None)
+    ticker.start(250)
+    try:
+        code = app.exec()
+    finally:
+        ticker.stop()
+        signal.signal(signal.SIGINT, previous)
+        window.shutdown()
+        try:
+            window.settings.save_to(paths.config / "settings.json")
+        except OSError as exc:
+            logger.warning("could not save settings: %s", exc)
+    return int(code)

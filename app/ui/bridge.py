@@ -1,0 +1,276 @@
+"""EngineBridge: runs engine jobs on Python threads and reports back as Qt signals.
+
+Widgets never see a worker thread. Each job (load, chat, unload) runs on its own
+``threading.Thread`` and posts its events through one queued signal to the GUI thread,
+where they are turned into the public signals below. Generated text is not forwarded
+token by token: the job thread appends to a buffer that a ~30 Hz timer on the GUI thread
+flushes as one ``token_batch``, so a fast model never floods the event loop.
+
+Jobs run one at a time. Starting a job while another runs cancels the old one and joins
+its thread first (a cancelled job ends within ~100 ms), so events always arrive in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+
+from app.core import events as ev
+from app.core.chat.messages import ChatMessage
+from app.core.engine.client import EngineClient
+from app.core.jobs import CancelToken
+from app.core.paths import AppPaths
+from app.core.settings import LoadSettings, SamplingSettings
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_MS = 33  # ~30 token batches a second
+WATCH_INTERVAL_MS = 1000  # how soon a crash while idle is noticed
+JOIN_TIMEOUT_S = 5.0
+
+
+class _Unloaded:
+    """Posted when an unload job is done (the client's unload() yields nothing)."""
+
+
+class _JobEnded:
+    """Posted last by every job thread, whatever happened."""
+
+
+class EngineBridge(QObject):
+    """Owns the EngineClient; the one way the UI talks to the engine."""
+
+    load_progress = Signal(float, str)
+    loaded = Signal(object)  # ModelFacts
+    load_failed = Signal(str, str)  # message, hint
+    load_cancelled = Signal()
+    unloaded = Signal()
+    token_batch = Signal(str)
+    reply_finished = Signal(object)  # Finished
+    reply_failed = Signal(str, str)  # message, hint
+    engine_crashed = Signal(object)  # EngineCrashed
+    busy_changed = Signal(bool)
+
+    # job id, event: emitted on job threads, delivered (queued) on the GUI thread
+    _event_posted = Signal(int, object)
+
+    def __init__(
+        self,
+        paths: AppPaths,
+        parent: QObject | None = None,
+        *,
+        client: EngineClient | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._client = client if client is not None else EngineClient(paths)
+        self._thread: threading.Thread | None = None
+        self._cancel: CancelToken | None = None
+        self._job_ids = 0
+        self._job_kind = ""  # kind of the current job; "" when idle
+        self._kinds: dict[int, str] = {}  # job id -> kind, until its thread has ended
+        self._pending_text: list[str] = []
+        self._text_lock = threading.Lock()
+        self._closed = False
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
+        self._flush_timer.timeout.connect(self._on_flush_timer_timeout)
+        self._event_posted.connect(self._on_job_event, Qt.ConnectionType.QueuedConnection)
+        self._reported_crash: ev.EngineCrashed | None = None
+        # a job reports a crash by itself; this notices one while no job runs
+        self._watch_timer = QTimer(self)
+        self._watch_timer.setInterval(WATCH_INTERVAL_MS)
+        self._watch_timer.timeout.connect(self._on_watch_timer_timeout)
+        self._watch_timer.start()
+
+    # -- state -----------------------------------------------------------------------
+    @property
+    def client(self) -> EngineClient:
+        """The engine client (tests use it to kill the engine)."""
+        return self._client
+
+    @property
+    def facts(self) -> ev.ModelFacts | None:
+        """The loaded model, or None."""
+        return self._client.facts
+
+    @property
+    def busy(self) -> bool:
+        """Whether a job is running."""
+        return bool(self._job_kind)
+
+    @property
+    def generating(self) -> bool:
+        """Whether a reply is being generated."""
+        return self._job_kind == "chat"
+
+    @property
+    def loading(self) -> bool:
+        """Whether a model is being loaded."""
+        return self._job_kind == "load"
+
+    # -- requests --------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the engine process now, so the first load does not wait for it."""
+        if not self._client.alive:
+            self._client.start()
+
+    def load(self, path: str | Path, settings: LoadSettings) -> None:
+        """Load ``path``; (re)starts the engine first when it is not running."""
+        client = self._client
+
+        def job(cancel: CancelToken) -> Iterator[Any]:
+            if not client.alive:
+                client.start()  # also recovers from a crash
+            yield from client.load(path, settings, cancel)
+
+        self._start_job("load", job)
+
+    def send(self, messages: Sequence[ChatMessage], sampling: SamplingSettings) -> None:
+        """Generate the assistant's reply to ``messages``."""
+        history = list(messages)
+        client = self._client
+        self._start_job("chat", lambda cancel: client.chat(history, sampling, cancel))
+
+    def unload(self) -> None:
+        """Release the model; the engine process stays up."""
+        client = self._client
+
+        def job(cancel: CancelToken) -> Iterator[Any]:
+            client.unload()
+            yield _Unloaded()
+
+        self._start_job("unload", job)
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop the reply being generated (it ends with a Finished, stop reason USER)."""
+        if self._job_kind == "chat" and self._cancel is not None:
+            self._cancel.cancel()
+
+    @Slot()
+    def cancel_load(self) -> None:
+        """Cancel a running load."""
+        if self._job_kind == "load" and self._cancel is not None:
+            self._cancel.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel the running job, join its thread and shut the engine down (joined)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finish_running_job()
+        self._flush_timer.stop()
+        self._watch_timer.stop()
+        self._client.shutdown()
+        self._set_job_kind("")
+
+    # -- job machinery ---------------------------------------------------------------
+    def _start_job(self, kind: str, make: Callable[[CancelToken], Iterator[Any]]) -> None:
+        if self._closed:
+            logger.warning("ignoring a %s request after shutdown", kind)
+            return
+        self._finish_running_job()
+        self._job_ids += 1
+        job_id = self._job_ids
+        cancel = CancelToken()
+        self._cancel = cancel
+        self._flush_text()  # the last words of a replaced reply, before its Finished
+        self._kinds[job_id] = kind
+        self._set_job_kind(kind)
+        self._thread = threading.Thread(
+            target=self._run_job, args=(job_id, make, cancel), name=f"herd-{kind}", daemon=True
+        )
+        self._thread.start()
+        if kind == "chat":
+            self._flush_timer.start()
+
+    def _finish_running_job(self) -> None:
+        """Cancel the running job and join its thread; its last events are still delivered."""
+        thread = self._thread
+        if thread is None:
+            return
+        if self._cancel is not None:
+            self._cancel.cancel()
+        thread.join(JOIN_TIMEOUT_S)
+        if thread.is_alive():
+            logger.warning("engine job thread %s did not stop in time", thread.name)
+        self._thread = None
+
+    def _run_job(
+        self, job_id: int, make: Callable[[CancelToken], Iterator[Any]], cancel: CancelToken
+    ) -> None:
+        """Body of a job thread: post every event; tokens go to the text buffer."""
+        try:
+            for event in make(cancel):
+                if isinstance(event, ev.Token):
+                    with self._text_lock:
+                        self._pending_text.append(event.text)
+                else:
+                    self._event_posted.emit(job_id, event)
+        except Exception as exc:  # noqa: BLE001 - a job must always end with an event
+            logger.exception("engine job failed")
+            self._event_posted.emit(job_id, ev.Failed(f"Unexpected error: {exc}", ""))
+        self._event_posted.emit(job_id, _JobEnded())
+
+    @Slot(int, object)
+    def _on_job_event(self, job_id: int, event: object) -> None:
+        if self._closed:
+            return
+        kind = self._kinds.get(job_id, "")
+        current = job_id == self._job_ids
+        if isinstance(event, ev.Progress):
+            self.load_progress.emit(event.fraction, event.message)
+            return
+        self._flush_text()
+        if current:
+            # idle before the signal goes out, so its slots may start the next job
+            self._flush_timer.stop()
+            self._set_job_kind("")
+        if isinstance(event, _JobEnded):
+            self._kinds.pop(job_id, None)
+        elif isinstance(event, ev.Loaded):
+            self.loaded.emit(event.facts)
+        elif isinstance(event, ev.Finished):
+            self.reply_finished.emit(event)
+        elif isinstance(event, ev.EngineCrashed):
+            self._reported_crash = event  # the watcher need not report it again
+            self.engine_crashed.emit(event)
+        elif isinstance(event, _Unloaded | ev.Unloaded):
+            self.unloaded.emit()
+        elif isinstance(event, ev.Failed):
+            if kind == "load" and event.cancelled:
+                self.load_cancelled.emit()
+            elif kind == "load":
+                self.load_failed.emit(event.message, event.hint)
+            else:
+                self.reply_failed.emit(event.message, event.hint)
+
+    @Slot()
+    def _on_watch_timer_timeout(self) -> None:
+        crash = self._client.crash
+        if crash is None or crash is self._reported_crash or self.busy or self._client.alive:
+            return
+        self._reported_crash = crash
+        self.engine_crashed.emit(crash)
+
+    @Slot()
+    def _on_flush_timer_timeout(self) -> None:
+        self._flush_text()
+
+    def _flush_text(self) -> None:
+        with self._text_lock:
+            text = "".join(self._pending_text)
+            self._pending_text.clear()
+        if text:
+            self.token_batch.emit(text)
+
+    def _set_job_kind(self, kind: str) -> None:
+        was_busy = self.busy
+        self._job_kind = kind
+        if was_busy != self.busy:
+            self.busy_changed.emit(self.busy)

