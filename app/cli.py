@@ -17,7 +17,7 @@ from pathlib import Path
 from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
 from app.core.errors import HerdError
-from app.core.gguf import describe, read_gguf, require_supported
+from app.core.gguf import GGUFInfo, describe, read_gguf, require_supported
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
 from app.core.settings import Settings
@@ -41,14 +41,19 @@ def _size(n: float) -> str:
 
 
 def info(model: str, *, as_json: bool) -> int:
-    """``herd info MODEL``: what the file is, read from its header only."""
+    """``herd info MODEL``: what the file is, read from its header only.
+
+    A readable GGUF that Herd cannot run (another architecture, a projector) is still
+    described, then refused in one line with the error exit code.
+    """
     try:
-        summary = describe(read_gguf(Path(model)))
+        info_ = read_gguf(Path(model))
     except HerdError as exc:
         return fail(exc.one_line())
+    summary = describe(info_)
     if as_json:
         print(json.dumps(summary, indent=2))
-        return EXIT_OK
+        return _refuse_unsupported(info_)
     experts = summary["experts"]
     lines = [
         f"file           {summary['path']}",
@@ -72,11 +77,21 @@ def info(model: str, *, as_json: bool) -> int:
     )
     lines.append(f"quant mix      {mix}")
     parts = len(summary["parts"])
-    lines.append(f"file size      {_size(summary['file_size'])}" + (f" in {parts} parts" if parts > 1 else ""))
+    in_parts = f" in {parts} parts" if parts > 1 else ""
+    lines.append(f"file size      {_size(summary['file_size'])}{in_parts}")
     lines.append(f"trained ctx    {summary['context_length']:,} tokens")
     lines.append(f"chat template  {'present' if summary['chat_template'] else 'none'}")
     lines.append(f"vision         {summary['projector'] or 'no projector (mmproj) found'}")
     print("\n".join(lines))
+    return _refuse_unsupported(info_)
+
+
+def _refuse_unsupported(info_: GGUFInfo) -> int:
+    try:
+        require_supported(info_)
+    except HerdError as exc:
+        sys.stdout.flush()  # the description first, then the refusal
+        return fail(exc.one_line())
     return EXIT_OK
 
 
@@ -156,7 +171,10 @@ def _stream_reply(engine, history, sampling, *, stats: bool) -> tuple[int, str]:
 
 def _event_line(event: ev.Failed | ev.EngineCrashed) -> str:
     if isinstance(event, ev.EngineCrashed):
-        cause = next((ln for ln in reversed(event.log_tail) if "GGML_ASSERT" in ln or "error" in ln.lower()), "")
+        cause = next(
+            (ln for ln in reversed(event.log_tail) if "GGML_ASSERT" in ln or "error" in ln.lower()),
+            "",
+        )
         return f"{event.message} {('Last log line: ' + cause.strip()) if cause else ''}".strip()
     return f"{event.message} {event.hint}".strip()
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class StopReason(str, Enum):
+class StopReason(StrEnum):
     """Why a generation ended."""
 
     END_OF_TURN = "end_of_turn"  # the model emitted an end-of-generation token (<|eot|>, <|eom|>)

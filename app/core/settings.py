@@ -7,14 +7,14 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
-class KVType(str, Enum):
+class KVType(StrEnum):
     """KV-cache element types llama.cpp supports for Llama 4 (quantized ones need flash attn)."""
 
     F16 = "f16"
@@ -22,7 +22,7 @@ class KVType(str, Enum):
     Q4_0 = "q4_0"
 
 
-class TemplateChoice(str, Enum):
+class TemplateChoice(StrEnum):
     """Which renderer formats a Llama 4 chat when the GGUF's own template differs."""
 
     HERD = "herd"  # Herd's renderer of Meta's documented format (the default)

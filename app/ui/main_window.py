@@ -6,19 +6,11 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Signal, Slot
-from PySide6.QtGui import QCloseEvent, QFont, QFontDatabase
+from PySide6.QtCore import Slot
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QFileDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
-    QStyle,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -26,174 +18,16 @@ from PySide6.QtWidgets import (
 from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
 from app.core.paths import AppPaths
-from app.core.settings import Settings
+from app.core.settings import Settings, TemplateChoice
+from app.ui.banners import CrashBanner, TemplateNotice
 from app.ui.bridge import EngineBridge
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
+from app.ui.model_bar import ModelBar
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1000, 720)
-_MUTED = "color: palette(placeholder-text);"
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
-
-
-class ModelBar(QFrame):
-    """The strip at the top: which model is loaded, and Load/Unload/Cancel."""
-
-    load_requested = Signal(str)
-    unload_requested = Signal()
-    cancel_requested = Signal()
-
-    def __init__(self, start_dir: Path, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("modelBar")
-        self.setStyleSheet("#modelBar { border-bottom: 1px solid palette(mid); }")
-        self._start_dir = start_dir
-        row = QHBoxLayout(self)
-        row.setContentsMargins(16, 10, 16, 10)
-        row.setSpacing(10)
-        text = QVBoxLayout()
-        text.setSpacing(2)
-        self.name_label = QLabel(self)
-        font = QFont(self.name_label.font())
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.1)
-        self.name_label.setFont(font)
-        self.details_label = QLabel(self)
-        self.details_label.setWordWrap(True)
-        text.addWidget(self.name_label)
-        text.addWidget(self.details_label)
-        row.addLayout(text, 1)
-        self.progress = QProgressBar(self)
-        self.progress.setRange(0, 1000)
-        self.progress.setFixedWidth(180)
-        self.progress.setTextVisible(False)
-        row.addWidget(self.progress)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel_requested)
-        row.addWidget(self.cancel_button)
-        self.load_button = QPushButton("Load…", self)
-        self.load_button.setToolTip("Open a .gguf model file")
-        self.load_button.clicked.connect(self._on_load_button_clicked)
-        row.addWidget(self.load_button)
-        self.unload_button = QPushButton("Unload", self)
-        self.unload_button.setToolTip("Free the model's memory")
-        self.unload_button.clicked.connect(self.unload_requested)
-        row.addWidget(self.unload_button)
-        self.show_none()
-
-    def show_none(self, details: str = "Load a .gguf model file to start chatting.") -> None:
-        """No model is loaded."""
-        self._set("No model loaded", details, loading=False, loaded=False)
-
-    def show_loading(self, path: Path) -> None:
-        """A load has started."""
-        self._set(path.name, "Loading…", loading=True, loaded=False)
-        self.progress.setValue(0)
-
-    def show_progress(self, fraction: float, message: str) -> None:
-        """Loading goes on."""
-        self.progress.setValue(int(fraction * 1000))
-        self.details_label.setText(f"{message or 'Loading'}… {fraction:.0%}")
-
-    def show_model(self, facts: ev.ModelFacts) -> None:
-        """A model is loaded."""
-        name = facts.name or Path(facts.path).stem
-        context = f"context {facts.n_ctx:,} tokens"
-        if facts.n_ctx_train:
-            context = f"context {facts.n_ctx:,} of {facts.n_ctx_train:,} tokens"
-        parts = [Path(facts.path).name, facts.description, context, _size(facts.size_bytes)]
-        details = "  ·  ".join(p for p in parts if p)
-        if facts.warnings:
-            details += "\n⚠ " + " ".join(facts.warnings)
-        self._set(name, details, loading=False, loaded=True)
-        self.details_label.setToolTip(facts.path)
-
-    def show_error(self, path: Path | None, message: str, hint: str) -> None:
-        """A load failed."""
-        title = f"Could not load {path.name}" if path else "Could not load the model"
-        self._set(title, f"{message} {hint}".strip(), loading=False, loaded=False)
-        self.details_label.setStyleSheet("color: #d9534f;")
-
-    def _set(self, name: str, details: str, *, loading: bool, loaded: bool) -> None:
-        self.name_label.setText(name)
-        self.details_label.setText(details)
-        self.details_label.setStyleSheet(_MUTED)
-        self.details_label.setToolTip("")
-        self.progress.setVisible(loading)
-        self.cancel_button.setVisible(loading)
-        self.load_button.setEnabled(not loading)
-        self.unload_button.setVisible(loaded)
-
-    @Slot()
-    def _on_load_button_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open a model", str(self._start_dir), "GGUF models (*.gguf);;All files (*)"
-        )
-        if path:
-            self._start_dir = Path(path).parent
-            self.load_requested.emit(path)
-
-
-class CrashBanner(QFrame):
-    """A strip above the conversation saying the engine stopped, with Details and Reload."""
-
-    reload_requested = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("crashBanner")
-        self.setStyleSheet(
-            "#crashBanner { background: rgba(220, 53, 69, 40);"
-            " border-bottom: 1px solid rgba(220, 53, 69, 140); }"
-        )
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(16, 8, 16, 8)
-        row = QHBoxLayout()
-        icon = QLabel(self)
-        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
-        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
-        icon.setPixmap(warn.pixmap(size, size))
-        row.addWidget(icon)
-        self.message_label = QLabel(self)
-        self.message_label.setWordWrap(True)
-        row.addWidget(self.message_label, 1)
-        self.details_button = QToolButton(self)
-        self.details_button.setText("Details")
-        self.details_button.setCheckable(True)
-        self.details_button.toggled.connect(self._on_details_button_toggled)
-        row.addWidget(self.details_button)
-        self.reload_button = QPushButton("Reload", self)
-        self.reload_button.setToolTip("Restart the engine and load the model again")
-        self.reload_button.clicked.connect(self.reload_requested)
-        row.addWidget(self.reload_button)
-        outer.addLayout(row)
-        self.log_view = QPlainTextEdit(self)
-        self.log_view.setReadOnly(True)
-        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.log_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.log_view.setMaximumHeight(150)
-        self.log_view.hide()
-        outer.addWidget(self.log_view)
-        self.hide()
-
-    def show_crash(self, crash: ev.EngineCrashed) -> None:
-        """Show what happened."""
-        self.message_label.setText(crash.message)
-        tail = "\n".join(crash.log_tail) or "(the engine wrote nothing to its log)"
-        self.log_view.setPlainText(f"exit code: {crash.exit_code}\n{tail}")
-        self.details_button.setChecked(False)
-        self.show()
-
-    @Slot(bool)
-    def _on_details_button_toggled(self, shown: bool) -> None:
-        self.log_view.setVisible(shown)
-        self.details_button.setText("Hide details" if shown else "Details")
-
 
 class MainWindow(QMainWindow):
     """Herd's window: one conversation with the loaded model."""
@@ -217,13 +51,20 @@ class MainWindow(QMainWindow):
         last = Path(settings.last_model).parent if settings.last_model else paths.models
         self.model_bar = ModelBar(last, self)
         self.banner = CrashBanner(self)
+        self.template_notice = TemplateNotice(self)
         self.chat_view = ChatView(self)
         self.composer = Composer(self)
         central = QWidget(self)
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
-        for widget in (self.model_bar, self.banner, self.chat_view, self.composer):
+        for widget in (
+            self.model_bar,
+            self.banner,
+            self.template_notice,
+            self.chat_view,
+            self.composer,
+        ):
             column.addWidget(widget)
         column.setStretchFactor(self.chat_view, 1)
         self.setCentralWidget(central)
@@ -241,6 +82,9 @@ class MainWindow(QMainWindow):
         self.model_bar.unload_requested.connect(self._on_model_bar_unload_requested)
         self.model_bar.cancel_requested.connect(self._on_model_bar_cancel_requested)
         self.banner.reload_requested.connect(self._on_banner_reload_requested)
+        self.template_notice.template_choice_requested.connect(
+            self._on_template_notice_template_choice_requested
+        )
         self.composer.send_requested.connect(self._on_composer_send_requested)
         self.composer.stop_requested.connect(self._on_composer_stop_requested)
         b = self.bridge
@@ -273,6 +117,7 @@ class MainWindow(QMainWindow):
         """Load a model file (stopping a reply that is being written)."""
         self._model_path = Path(path)
         self.banner.hide()
+        self.template_notice.hide()
         self.model_bar.show_loading(self._model_path)
         self.composer.set_ready(False, loading=True)
         self.model_status.setText(f"Loading {self._model_path.name}…")
@@ -314,6 +159,13 @@ class MainWindow(QMainWindow):
             self.load_model(self._model_path)
 
     @Slot(str)
+    def _on_template_notice_template_choice_requested(self, choice: str) -> None:
+        load = dataclasses.replace(self._settings.load, template=TemplateChoice(choice))
+        self._settings = dataclasses.replace(self._settings, load=load)
+        if self._model_path is not None:
+            self.load_model(self._model_path)
+
+    @Slot(str)
     def _on_composer_send_requested(self, text: str) -> None:
         self.send_message(text)
 
@@ -329,6 +181,9 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_bridge_loaded(self, facts: ev.ModelFacts) -> None:
         self.model_bar.show_model(facts)
+        self.template_notice.show_warnings(
+            facts.warnings, self._settings.load.template is TemplateChoice.MODEL
+        )
         self.composer.set_ready(True)
         name = facts.name or Path(facts.path).stem
         self.setWindowTitle(f"{name} – Herd")

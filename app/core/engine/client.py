@@ -308,7 +308,8 @@ class EngineClient:
             if isinstance(event, ev.TokenCount):
                 return event.n_tokens
             if isinstance(event, ev.EngineCrashed):
-                raise EngineCrashedError(event.message, "Reload the model.", "\n".join(event.log_tail))
+                tail = "\n".join(event.log_tail)
+                raise EngineCrashedError(event.message, "Reload the model.", tail)
             if isinstance(event, ev.Failed):
                 raise EngineError(event.message, event.hint)
         raise EngineError("The engine gave no token count.")

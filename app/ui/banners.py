@@ -1,0 +1,133 @@
+"""Strips above the conversation: the engine-crash banner and the chat-template notice."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import events as ev
+
+
+class CrashBanner(QFrame):
+    """A strip above the conversation saying the engine stopped, with Details and Reload."""
+
+    reload_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("crashBanner")
+        self.setStyleSheet(
+            "#crashBanner { background: rgba(220, 53, 69, 40);"
+            " border-bottom: 1px solid rgba(220, 53, 69, 140); }"
+        )
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(16, 8, 16, 8)
+        row = QHBoxLayout()
+        icon = QLabel(self)
+        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        icon.setPixmap(warn.pixmap(size, size))
+        row.addWidget(icon)
+        self.message_label = QLabel(self)
+        self.message_label.setWordWrap(True)
+        row.addWidget(self.message_label, 1)
+        self.details_button = QToolButton(self)
+        self.details_button.setText("Details")
+        self.details_button.setCheckable(True)
+        self.details_button.toggled.connect(self._on_details_button_toggled)
+        row.addWidget(self.details_button)
+        self.reload_button = QPushButton("Reload", self)
+        self.reload_button.setToolTip("Restart the engine and load the model again")
+        self.reload_button.clicked.connect(self.reload_requested)
+        row.addWidget(self.reload_button)
+        outer.addLayout(row)
+        self.log_view = QPlainTextEdit(self)
+        self.log_view.setReadOnly(True)
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.log_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.log_view.setMaximumHeight(150)
+        self.log_view.hide()
+        outer.addWidget(self.log_view)
+        self.hide()
+
+    def show_crash(self, crash: ev.EngineCrashed) -> None:
+        """Show what happened."""
+        self.message_label.setText(crash.message)
+        tail = "\n".join(crash.log_tail) or "(the engine wrote nothing to its log)"
+        self.log_view.setPlainText(f"exit code: {crash.exit_code}\n{tail}")
+        self.details_button.setChecked(False)
+        self.show()
+
+    @Slot(bool)
+    def _on_details_button_toggled(self, shown: bool) -> None:
+        self.log_view.setVisible(shown)
+        self.details_button.setText("Hide details" if shown else "Details")
+
+
+class TemplateNotice(QFrame):
+    """Says that a Llama 4 GGUF's own chat template differs from the official format.
+
+    The person chooses which to use; the choice reloads the model with it.
+    """
+
+    template_choice_requested = Signal(str)  # a TemplateChoice value
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("templateNotice")
+        self.setStyleSheet(
+            "#templateNotice { background: rgba(240, 173, 78, 45);"
+            " border-bottom: 1px solid rgba(240, 173, 78, 160); }"
+        )
+        row = QHBoxLayout(self)
+        row.setContentsMargins(16, 8, 16, 8)
+        icon = QLabel(self)
+        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        info = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation)
+        icon.setPixmap(info.pixmap(size, size))
+        row.addWidget(icon)
+        self.message_label = QLabel(self)
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(
+            self.message_label.textInteractionFlags() | Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        row.addWidget(self.message_label, 1)
+        self.switch_button = QPushButton(self)
+        self.switch_button.clicked.connect(self._on_switch_button_clicked)
+        row.addWidget(self.switch_button)
+        self.dismiss_button = QToolButton(self)
+        self.dismiss_button.setText("Dismiss")
+        self.dismiss_button.clicked.connect(self.hide)
+        row.addWidget(self.dismiss_button)
+        self._target = ""
+        self.hide()
+
+    def show_warnings(self, warnings: tuple[str, ...], using_model_template: bool) -> None:
+        """Show the loaded model's format warnings (hidden when there are none)."""
+        if not warnings:
+            self.hide()
+            return
+        self.message_label.setText("\n".join(warnings))
+        if using_model_template:
+            self.switch_button.setText("Use the official format")
+            self._target = "herd"
+        else:
+            self.switch_button.setText("Use the model's template")
+            self._target = "model"
+        self.show()
+
+    @Slot()
+    def _on_switch_button_clicked(self) -> None:
+        self.hide()
+        self.template_choice_requested.emit(self._target)

@@ -1,0 +1,122 @@
+"""ModelBar: which model is loaded, with Load, Unload and a cancellable progress bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import events as ev
+
+_MUTED = "color: palette(placeholder-text);"
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+class ModelBar(QFrame):
+    """The strip at the top: which model is loaded, and Load/Unload/Cancel."""
+
+    load_requested = Signal(str)
+    unload_requested = Signal()
+    cancel_requested = Signal()
+
+    def __init__(self, start_dir: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelBar")
+        self.setStyleSheet("#modelBar { border-bottom: 1px solid palette(mid); }")
+        self._start_dir = start_dir
+        row = QHBoxLayout(self)
+        row.setContentsMargins(16, 10, 16, 10)
+        row.setSpacing(10)
+        text = QVBoxLayout()
+        text.setSpacing(2)
+        self.name_label = QLabel(self)
+        font = QFont(self.name_label.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.1)
+        self.name_label.setFont(font)
+        self.details_label = QLabel(self)
+        self.details_label.setWordWrap(True)
+        text.addWidget(self.name_label)
+        text.addWidget(self.details_label)
+        row.addLayout(text, 1)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1000)
+        self.progress.setFixedWidth(180)
+        self.progress.setTextVisible(False)
+        row.addWidget(self.progress)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        row.addWidget(self.cancel_button)
+        self.load_button = QPushButton("Load…", self)
+        self.load_button.setToolTip("Open a .gguf model file")
+        self.load_button.clicked.connect(self._on_load_button_clicked)
+        row.addWidget(self.load_button)
+        self.unload_button = QPushButton("Unload", self)
+        self.unload_button.setToolTip("Free the model's memory")
+        self.unload_button.clicked.connect(self.unload_requested)
+        row.addWidget(self.unload_button)
+        self.show_none()
+
+    def show_none(self, details: str = "Load a .gguf model file to start chatting.") -> None:
+        """No model is loaded."""
+        self._set("No model loaded", details, loading=False, loaded=False)
+
+    def show_loading(self, path: Path) -> None:
+        """A load has started."""
+        self._set(path.name, "Loading…", loading=True, loaded=False)
+        self.progress.setValue(0)
+
+    def show_progress(self, fraction: float, message: str) -> None:
+        """Loading goes on."""
+        self.progress.setValue(int(fraction * 1000))
+        self.details_label.setText(f"{message or 'Loading'}… {fraction:.0%}")
+
+    def show_model(self, facts: ev.ModelFacts) -> None:
+        """A model is loaded."""
+        name = facts.name or Path(facts.path).stem
+        context = f"context {facts.n_ctx:,} tokens"
+        if facts.n_ctx_train:
+            context = f"context {facts.n_ctx:,} of {facts.n_ctx_train:,} tokens"
+        parts = [Path(facts.path).name, facts.description, context, _size(facts.size_bytes)]
+        details = "  ·  ".join(p for p in parts if p)
+        self._set(name, details, loading=False, loaded=True)
+        self.details_label.setToolTip(facts.path)
+
+    def show_error(self, path: Path | None, message: str, hint: str) -> None:
+        """A load failed."""
+        title = f"Could not load {path.name}" if path else "Could not load the model"
+        self._set(title, f"{message} {hint}".strip(), loading=False, loaded=False)
+        self.details_label.setStyleSheet("color: #d9534f;")
+
+    def _set(self, name: str, details: str, *, loading: bool, loaded: bool) -> None:
+        self.name_label.setText(name)
+        self.details_label.setText(details)
+        self.details_label.setStyleSheet(_MUTED)
+        self.details_label.setToolTip("")
+        self.progress.setVisible(loading)
+        self.cancel_button.setVisible(loading)
+        self.load_button.setEnabled(not loading)
+        self.unload_button.setVisible(loaded)
+
+    @Slot()
+    def _on_load_button_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a model", str(self._start_dir), "GGUF models (*.gguf);;All files (*)"
+        )
+        if path:
+            self._start_dir = Path(path).parent
+            self.load_requested.emit(path)
