@@ -94,7 +94,7 @@ def clear_memory(llm: llama_cpp.Llama) -> None:
 
 
 def model_description(llm: llama_cpp.Llama) -> str:
-    """llama.cpp's one-line description, e.g. ``17Bx16E (Scout) Q8_0``."""
+    """llama.cpp's one-line description, e.g. ``llama4 17Bx16E (Scout) Q8_0``."""
     buf = ctypes.create_string_buffer(256)
     lib.llama_model_desc(llm._model.model, buf, ctypes.sizeof(buf))
     return buf.value.decode("utf-8", errors="replace")
@@ -115,3 +115,19 @@ def is_end_of_generation(llm: llama_cpp.Llama, token: int) -> bool:
 def wants_bos(llm: llama_cpp.Llama) -> bool:
     """Whether the model's tokenizer expects a BOS token at the start of a prompt."""
     return bool(lib.llama_vocab_get_add_bos(llm._model.vocab))
+
+
+def token_bytes(llm: llama_cpp.Llama, token: int, *, special: bool = False) -> bytes:
+    """The bytes of one token, however long.
+
+    llama-cpp-python's ``detokenize`` uses a 32-byte buffer and silently drops longer
+    pieces (llama.cpp then returns the needed size, negated); Llama 4's 202k vocabulary
+    has such tokens (runs of spaces, code), so a reply would lose text.
+    """
+    size = 64
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = lib.llama_token_to_piece(llm._model.vocab, token, buf, size, 0, special)
+        if n >= 0:
+            return buf.raw[:n]
+        size = -n

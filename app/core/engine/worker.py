@@ -214,6 +214,7 @@ class Worker:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
         n_gen = 0
+        unsent = 0  # tokens since the last Token event (a character can span several)
         reason = ev.StopReason.MAX_TOKENS if budget < room else ev.StopReason.CONTEXT_FULL
         started = time.perf_counter()
         first_at = 0.0
@@ -236,10 +237,12 @@ class Worker:
                     reason = ev.StopReason.END_OF_TURN
                     break
                 n_gen += 1
-                text = decoder.decode(llm.detokenize([tok]))
+                unsent += 1
+                text = decoder.decode(llama_ext.token_bytes(llm, tok))
                 if text:
                     pieces.append(text)
-                    self.emit(req.id, ev.Token(text))
+                    self.emit(req.id, ev.Token(text, unsent))
+                    unsent = 0
                 if n_gen >= budget:
                     break
         except RuntimeError as exc:  # llama_decode failed or was aborted by Stop
@@ -251,7 +254,7 @@ class Worker:
         tail = decoder.decode(b"", final=True)
         if tail:
             pieces.append(tail)
-            self.emit(req.id, ev.Token(tail))
+            self.emit(req.id, ev.Token(tail, max(unsent, 1)))
         ended = time.perf_counter()
         first_at = first_at or ended
         evaluated = max(len(tokens) - min(cached_before, len(tokens)), 1)
@@ -272,7 +275,9 @@ class Worker:
 def _token_text(llm: Any, token: int) -> str:
     if token < 0:
         return ""
-    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+    from app.core.engine import llama_ext
+
+    return llama_ext.token_bytes(llm, token, special=True).decode("utf-8", errors="replace")
 
 
 def main(argv: list[str]) -> int:
