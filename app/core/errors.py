@@ -46,3 +46,7 @@ class EngineCrashedError(EngineError):
 
 class CancelledError(HerdError):
     """A job was cancelled by the user."""
+
+
+class HardwareSpecError(HerdError, ValueError):
+    """A hardware description (a size, a profile name, flags) that makes no sense."""
