@@ -1,0 +1,310 @@
+"""The load planner: (model header, hardware, wishes) -> a Plan llama.cpp can load.
+
+Pure and fast (a few ms): no I/O, no llama.cpp. It chooses the context size, KV type, the
+layers and routed experts each device holds (as llama.cpp tensor overrides), batch sizes,
+mmap and threads; projects the bytes per device (dense weights, experts, KV cache,
+compute buffers) and a decode speed, and says why for each choice. The memory formulas
+live in :mod:`app.core.kv_estimate`, the placement rule in :mod:`app.core.placement`,
+the search over context sizes in :mod:`app.core.plan_search`, the wording in
+:mod:`app.core.plan_text`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from app.core import plan_text
+from app.core.bandwidth import gpu_bandwidth
+from app.core.errors import UnsupportedModelError
+from app.core.gguf import GGUFInfo
+from app.core.hardware import Hardware
+from app.core.kv_estimate import kv_cache
+from app.core.placement import Placement
+from app.core.plan_search import (
+    DEFAULT_MAX_AUTO_CTX,
+    PlanSearch,
+    Wishes,
+    kv_alternatives,
+    margin,
+)
+from app.core.settings import KVType, LoadSettings
+
+__all__ = ["DevicePlan", "Plan", "Wishes", "experts_pattern", "make_plan", "margin"]
+
+MIN_AUTO_CTX = 2048  # below this a chat has no room; an automatic plan that small does not fit
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """Planned bytes on one device."""
+
+    name: str  # llama.cpp's name: "CUDA0", "Metal", "CPU"
+    kind: str  # "gpu" or "cpu"
+    description: str
+    capacity: int  # total memory (Apple GPU: the working-set limit)
+    budget: int  # what the plan may use: free memory less the safety margin
+    weights: int  # dense weights: attention, norms, shared experts, dense FFN, embeddings
+    experts: int  # routed experts
+    kv: int
+    compute: int
+    bandwidth_gbps: float  # effective, as the speed prediction uses it
+
+    @property
+    def total(self) -> int:
+        """All planned bytes."""
+        return self.weights + self.experts + self.kv + self.compute
+
+    def to_json(self) -> dict[str, Any]:
+        """The issue's device entry, plus the description and budget."""
+        planned = {"weights": self.weights, "experts": self.experts}
+        planned |= {"kv": self.kv, "compute": self.compute}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "capacity": self.capacity,
+            "planned": planned,
+            "description": self.description,
+            "budget": self.budget,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How to load one model on one machine, and why."""
+
+    model: str
+    fits: bool
+    n_ctx: int
+    type_k: KVType
+    type_v: KVType
+    flash_attn: bool
+    swa_full: bool
+    n_gpu_layers: int
+    cpu_expert_layers: tuple[int, ...]
+    gpu_expert_layers: tuple[int, ...]
+    max_gpu_expert_layers: int  # the slider's top: MoE layers whose experts fit on GPU
+    n_moe_layers: int
+    tensor_overrides: tuple[tuple[str, str], ...]  # (regex, buffer type)
+    tensor_split: tuple[float, ...]  # per GPU, layers; () with one GPU
+    n_batch: int
+    n_ubatch: int
+    use_mmap: bool
+    use_mlock: bool
+    n_threads: int
+    devices: tuple[DevicePlan, ...]
+    unified_memory: bool
+    predicted_decode_tok_s: float
+    max_ctx: int  # the largest context that fits with these settings; 0: none does
+    kv_bytes: int
+    kv_full_bytes: int  # what the KV cache would take with swa_full=True
+    disk_bytes: int  # weights read from disk through mmap (allow_disk only)
+    wired_limit_advice_mb: int | None  # Apple: the iogpu.wired_limit_mb that fits it all
+    reasons: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON ``herd plan --json`` prints: the issue's keys first, then extras."""
+        return {
+            "model": self.model,
+            "fits": self.fits,
+            "n_ctx": self.n_ctx,
+            "type_k": str(self.type_k),
+            "type_v": str(self.type_v),
+            "swa_full": self.swa_full,
+            "n_gpu_layers": self.n_gpu_layers,
+            "cpu_expert_layers": list(self.cpu_expert_layers),
+            "predicted_decode_tok_s": round(self.predicted_decode_tok_s, 1),
+            "devices": [d.to_json() for d in self.devices],
+            "reasons": list(self.reasons),
+            "flash_attn": self.flash_attn,
+            "tensor_overrides": [list(o) for o in self.tensor_overrides],
+            "tensor_split": list(self.tensor_split),
+            "n_batch": self.n_batch,
+            "n_ubatch": self.n_ubatch,
+            "use_mmap": self.use_mmap,
+            "use_mlock": self.use_mlock,
+            "n_threads": self.n_threads,
+            "max_ctx": self.max_ctx,
+            "gpu_expert_layers": list(self.gpu_expert_layers),
+            "max_gpu_expert_layers": self.max_gpu_expert_layers,
+            "unified_memory": self.unified_memory,
+            "kv_bytes": self.kv_bytes,
+            "disk_bytes": self.disk_bytes,
+            "wired_limit_advice_mb": self.wired_limit_advice_mb,
+        }
+
+    def to_load_settings(self, base: LoadSettings | None = None) -> LoadSettings:
+        """``base`` (or the defaults) with this plan's load parameters."""
+        return dataclasses.replace(
+            base or LoadSettings(),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_gpu_layers=self.n_gpu_layers,
+            n_batch=self.n_batch,
+            n_ubatch=self.n_ubatch,
+            flash_attn=self.flash_attn,
+            type_k=self.type_k,
+            type_v=self.type_v,
+            swa_full=self.swa_full,
+            use_mmap=self.use_mmap,
+            use_mlock=self.use_mlock,
+            tensor_overrides=self.tensor_overrides,
+        )
+
+
+def experts_pattern(layers: tuple[int, ...] | list[int]) -> str:
+    r"""One regex for the routed-expert tensors of ``layers``: ``blk\.([0-2])\.ffn_.*_exps``."""
+    by_tens: dict[int, list[int]] = {}
+    for n in sorted(set(layers)):
+        by_tens.setdefault(n // 10, []).append(n % 10)
+    alts = [f"{t or ''}{_digit_class(units)}" for t, units in by_tens.items()]
+    return rf"blk\.({'|'.join(alts)})\.ffn_.*_exps"
+
+
+def _digit_class(digits: list[int]) -> str:
+    if len(digits) == 1:
+        return str(digits[0])
+    runs: list[list[int]] = []
+    for d in digits:
+        if runs and d == runs[-1][-1] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    parts = [f"{r[0]}-{r[-1]}" if len(r) > 2 else "".join(map(str, r)) for r in runs]
+    return f"[{''.join(parts)}]"
+
+
+def make_plan(info: GGUFInfo, hardware: Hardware, wishes: Wishes | None = None) -> Plan:
+    """Plan how to load ``info``'s model on ``hardware``.
+
+    Raises:
+        UnsupportedModelError: the file has no transformer layers to place.
+    """
+    wishes = wishes or Wishes()
+    if info.n_layers <= 0 or not info.tensors:
+        raise UnsupportedModelError(
+            f"{info.path.name} has no layers to place", "Open a chat model's GGUF file."
+        )
+    pl = PlanSearch(info, hardware, wishes)
+    trained = pl.shape.context_length or DEFAULT_MAX_AUTO_CTX
+    max_ctx = pl.max_ctx(trained)
+    if wishes.n_ctx is not None:
+        n_ctx = min(max(wishes.n_ctx, 1), trained)
+    else:
+        target = min(trained, wishes.max_auto_ctx)
+        n_ctx = min(target, max_ctx) if max_ctx >= min(MIN_AUTO_CTX, target) else target
+    trial = pl.trial(n_ctx)
+    p = trial.placement
+    tok_s, gpu_reads, cpu_read = pl.decode_tok_s(trial)
+    overrides: tuple[tuple[str, str], ...] = ()
+    on_gpu_layers = {i for i, g in enumerate(p.layer_gpu) if g >= 0}
+    spilled = [i for i in p.cpu_expert_layers if i in on_gpu_layers]
+    if spilled:
+        overrides = ((experts_pattern(spilled), "CPU"),)
+    use_mmap = bool(trial.disk) or not overrides or pl.unified
+    devices = _devices(pl, p)
+    split: tuple[float, ...] = ()
+    if len(p.gpus) > 1:
+        split = tuple(float(sum(1 for g in p.layer_gpu if g == gi)) for gi in range(len(p.gpus)))
+    advice = pl.wired_limit_advice(trial)
+    full_kv = kv_cache(pl.shape, n_ctx, pl.kv_type, pl.kv_type, wishes.n_ubatch, swa_full=True)
+    facts = plan_text.Facts(
+        shape=pl.shape,
+        costs=pl.costs,
+        wishes_ctx=wishes.n_ctx,
+        trained_ctx=trained,
+        auto_cap=wishes.max_auto_ctx,
+        kv=trial.kv,
+        kv_full=full_kv.total,
+        kv_type=pl.kv_type,
+        flash_attn=pl.flash_attn,
+        placement=p,
+        devices=devices,
+        unified=pl.unified,
+        fits=trial.fits,
+        max_ctx=max_ctx,
+        disk=trial.disk,
+        use_mmap=use_mmap,
+        overrides=bool(overrides),
+        threads=pl.threads(),
+        n_ubatch=wishes.n_ubatch,
+        tok_s=tok_s,
+        gpu_reads=tuple(gpu_reads),
+        cpu_read=cpu_read,
+        advice_mb=advice,
+        pinned=wishes.gpu_expert_layers,
+        kv_alternatives=kv_alternatives(pl, trial),
+        margins=(
+            wishes.safety_fraction,
+            wishes.safety_min_bytes,
+            margin(hardware.ram_total, wishes),
+        ),
+    )
+    return Plan(
+        model=info.path.name,
+        fits=trial.fits,
+        n_ctx=trial.kv.n_ctx,
+        type_k=pl.kv_type,
+        type_v=pl.kv_type,
+        flash_attn=pl.flash_attn,
+        swa_full=False,
+        n_gpu_layers=p.n_gpu_layers,
+        cpu_expert_layers=p.cpu_expert_layers,
+        gpu_expert_layers=p.gpu_expert_layers,
+        max_gpu_expert_layers=p.max_gpu_expert_layers,
+        n_moe_layers=len(pl.costs.moe_layers),
+        tensor_overrides=overrides,
+        tensor_split=split,
+        n_batch=max(wishes.n_ubatch, 512),
+        n_ubatch=wishes.n_ubatch,
+        use_mmap=use_mmap,
+        use_mlock=False,
+        n_threads=pl.threads(),
+        devices=devices,
+        unified_memory=pl.unified,
+        predicted_decode_tok_s=tok_s,
+        max_ctx=max_ctx,
+        kv_bytes=trial.kv.total,
+        kv_full_bytes=full_kv.total,
+        disk_bytes=trial.disk,
+        wired_limit_advice_mb=advice,
+        reasons=plan_text.reasons(facts),
+    )
+
+
+def _devices(pl: PlanSearch, p: Placement) -> tuple[DevicePlan, ...]:
+    out = []
+    for gi, b in enumerate(p.gpus):
+        d = pl.gpus[gi]
+        out.append(
+            DevicePlan(
+                name=d.name,
+                kind="gpu",
+                description=d.description,
+                capacity=pl.capacities[gi],
+                budget=pl.budgets.gpus[gi],
+                weights=b.weights,
+                experts=b.experts,
+                kv=b.kv,
+                compute=b.compute,
+                bandwidth_gbps=gpu_bandwidth(d.description, d.backend)[0],
+            )
+        )
+    c = p.cpu
+    ram_budget = pl.budgets.ram - (sum(b.total for b in p.gpus) if pl.unified else 0)
+    out.append(
+        DevicePlan(
+            name="CPU",
+            kind="cpu",
+            description=pl.hw.cpu_description or "CPU",
+            capacity=pl.hw.ram_total,
+            budget=max(ram_budget, 0),
+            weights=c.weights,
+            experts=c.experts,
+            kv=c.kv,
+            compute=c.compute,
+            bandwidth_gbps=pl.cpu_gbps(),
+        )
+    )
+    return tuple(out)
