@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--seed", type=int, default=-1)
     chat.add_argument("--threads", type=int, default=None)
     chat.add_argument("--stats", action="store_true", help="print speed after each reply")
+
+    from app import plan_cli
+
+    plan_cli.add_parser(sub)
     return parser
 
 
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run Herd; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if argv and argv[0] not in {"gui", "info", "chat", "-h", "--help"}:
+    if argv and argv[0] not in {"gui", "info", "chat", "plan", "-h", "--help"}:
         argv = ["gui", *argv]  # `herd model.gguf` opens the window on that model
     args = parser.parse_args(argv or ["gui"])
     home = os.environ.get("HERD_HOME")
@@ -57,12 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = Settings.load_from(paths.config / "settings.json")
 
+    try:
+        return _run(args, paths, settings)
+    except BrokenPipeError:  # `herd plan ... | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
     from app import cli
 
     if args.command == "info":
         return cli.info(args.model, as_json=args.json)
     if args.command == "chat":
         return cli.chat(args, paths, settings)
+    if args.command == "plan":
+        from app import plan_cli
+
+        return plan_cli.run(args)
     return cli.gui(args.model, paths, settings)
 
 

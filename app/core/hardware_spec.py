@@ -21,16 +21,17 @@ if TYPE_CHECKING:
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS = {"b": 1, "kb": KiB, "mb": MiB, "gb": GiB, "tb": TiB}
 _UNITS |= {"kib": KiB, "mib": MiB, "gib": GiB, "tib": TiB, "k": KiB, "m": MiB, "g": GiB, "t": TiB}
 
 
 def parse_size(text: str) -> int:
     """Bytes from a size a person typed: "24GB", "24 GiB", "80G", "64000MB", "1.5TB".
 
-    KB/MB/GB/TB are decimal (what the box says), KiB/MiB/GiB/TiB binary; a bare K/M/G/T
-    is binary, as in ``free -g``, llama.cpp's logs and most memory flags. Case does not
-    matter. A number without a unit is refused: "64" could mean bytes or gigabytes.
+    These are memory sizes, so every unit is binary (the JEDEC convention memory is sold
+    by: a "192GB" Mac has 192 GiB, a "24GB" RTX 4090 about 24 GiB): KB/MB/GB/TB mean the
+    same as KiB/MiB/GiB/TiB and K/M/G/T, as in ``free -g`` and llama.cpp's logs. Case does
+    not matter. A number without a unit is refused: "64" could mean bytes or gigabytes.
 
     Raises:
         HardwareSpecError: ``text`` is not a non-negative number with a known unit.
