@@ -119,3 +119,39 @@ def gemma3_gguf(model_cache_dir: Path) -> Path:
     assemble(output_path=partial, overwrite=True)
     os.replace(partial, path)
     return path
+
+
+def _favoring(cache_dir: Path, label: str, token: str) -> Path:
+    """A tiny Scout whose greedy output is ``token`` (a token's text) at every position."""
+    from tests.fixtures.tiny_llama4 import tiny_vocab
+
+    tokens, _, _ = tiny_vocab()
+    return _tiny_llama4(
+        cache_dir,
+        label,
+        n_layers=4,
+        n_experts=16,
+        interleave_moe_layer_step=1,
+        favor_token=tokens.index(token),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_llama4_says_eot(model_cache_dir: Path) -> Path:
+    """Tiny Scout that greedily ends its turn at once: it always picks ``<|eot|>``."""
+    return _favoring(model_cache_dir, "says-eot", "<|eot|>")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama4_says_eom(model_cache_dir: Path) -> Path:
+    """Tiny Scout that greedily picks ``<|eom|>`` (end of message, a tool call waits)."""
+    return _favoring(model_cache_dir, "says-eom", "<|eom|>")
+
+
+FAVORED_WORD = "\u0120model"  # " model" in GPT-2's byte alphabet: one merged token
+
+
+@pytest.fixture(scope="session")
+def tiny_llama4_says_model(model_cache_dir: Path) -> Path:
+    """Tiny Scout that greedily repeats the ordinary token `` model`` and never stops."""
+    return _favoring(model_cache_dir, "says-model", FAVORED_WORD)

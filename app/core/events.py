@@ -39,7 +39,7 @@ class ModelFacts:
     load_seconds: float
     bos_token: str = ""
     eos_token: str = ""
-    prompt_format: str = ""  # which renderer formats chats ("llama4", "gguf-template", "none")
+    prompt_format: str = ""  # the renderer's display name, e.g. "Llama 4 (official)"
     warnings: tuple[str, ...] = ()
 
 

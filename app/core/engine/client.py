@@ -45,6 +45,7 @@ class EngineClient:
         self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
+        self._retiring: subprocess.Popen[bytes] | None = None  # the one shutdown() ends
         self._pending: dict[int, queue.Queue[Any]] = {}
         self._lock = threading.Lock()  # guards _pending
         self._send_lock = threading.Lock()  # one writer at a time on the request pipe
@@ -98,6 +99,7 @@ class EngineClient:
         proc = self._proc
         if proc is None:
             return
+        self._retiring = proc  # its exit is expected: the reader must not call it a crash
         if proc.poll() is None:
             try:
                 self._send(proto.Request(proto.OP_SHUTDOWN))
@@ -139,7 +141,13 @@ class EngineClient:
             if target is not None:
                 target.put(event)
         code = proc.wait()
-        if code == 0 and self._proc is not proc:
+        if proc is self._retiring:
+            # shutdown() ended it: not a crash, but a job still waiting on it must end too
+            stopped = ev.Failed("The engine was shut down.", "Load the model again.")
+            with self._lock:
+                targets = list(self._pending.values())
+            for target in targets:
+                target.put(stopped)
             return
         crash = self._crash_event(code)
         self.crash = crash

@@ -137,6 +137,12 @@ class Worker:
                     ),
                 )
             return
+        if self._should_stop():
+            # Stop came after the last progress report (an mmap'd model reports all of it in
+            # a millisecond, then builds its context): a cancelled load must not end loaded.
+            llm.close()
+            self.emit(req.id, ev.Failed("Loading was cancelled.", cancelled=True))
+            return
         llama_ext.set_abort_check(llm, self._should_stop)
         self._llm = llm
         self._load_path = path
@@ -299,7 +305,13 @@ def main(argv: list[str]) -> int:
 
     llama_ext.send_log_to(log)
     Worker(proto_out, sys.stdin.buffer).run()
-    return 0
+    logging.shutdown()
+    sys.stdout.flush()
+    proto_out.flush()
+    # Skip interpreter finalization: the daemon request reader may be blocked in a read
+    # holding stdin's buffer lock, and finalization would then wait 1 s for that lock and
+    # abort the process ("Fatal Python error: _enter_buffered_busy", SIGABRT).
+    os._exit(0)
 
 
 if __name__ == "__main__":
