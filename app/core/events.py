@@ -39,6 +39,8 @@ class ModelFacts:
     load_seconds: float
     bos_token: str = ""
     eos_token: str = ""
+    # (tensor, buffer type) for each tensor a placement override moved, as llama.cpp logged it
+    overridden_tensors: tuple[tuple[str, str], ...] = ()
     prompt_format: str = ""  # the renderer's display name, e.g. "Llama 4 (official)"
     warnings: tuple[str, ...] = ()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import llama_cpp
@@ -22,6 +23,9 @@ KV_TYPES = {"f16": lib.GGML_TYPE_F16, "q8_0": lib.GGML_TYPE_Q8_0, "q4_0": lib.GG
 
 # ctypes callbacks must outlive every C call that may invoke them.
 _keep_alive: list[Any] = []
+# Extra readers of the log (e.g. the load collecting where tensors were placed).
+_log_listeners: list[Callable[[bytes], None]] = []
+_OVERRIDE_LINE = re.compile(rb"tensor (\S+) \(.*\) buffer type overridden to (\S+)")
 
 
 def send_log_to(stream: IO[bytes]) -> None:
@@ -31,23 +35,64 @@ def send_log_to(stream: IO[bytes]) -> None:
     def _sink(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         try:
             stream.write(text)
-        except (OSError, ValueError):  # never let a log write kill a decode
+            for listener in _log_listeners:
+                listener(text)
+        except Exception:  # an exception cannot cross into C; never let a log line kill a decode
             pass
 
     _keep_alive.append(_sink)
     lib.llama_log_set(_sink, ctypes.c_void_p(0))
 
 
+class _BuftOverride(ctypes.Structure):
+    """``struct llama_model_tensor_buft_override { const char * pattern; buft; }``."""
+
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
+
+
+def buffer_type(device_name: str) -> int:
+    """The ggml buffer type of a backend device by llama.cpp's name ("CPU", "CUDA0", ...).
+
+    Raises:
+        ValueError: no such device in this build of llama.cpp.
+    """
+    from llama_cpp._ggml import libggml
+
+    by_name = libggml.ggml_backend_dev_by_name
+    by_name.restype, by_name.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+    dev_buft = libggml.ggml_backend_dev_buffer_type
+    dev_buft.restype, dev_buft.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    device = by_name(device_name.encode())
+    if not device:
+        raise ValueError(f"llama.cpp has no device named {device_name!r}")
+    return int(dev_buft(device))
+
+
+def override_array(overrides: Sequence[tuple[str, str]]) -> ctypes.Array[_BuftOverride] | None:
+    """A NULL-terminated override array for ``llama_model_params.tensor_buft_overrides``."""
+    if not overrides:
+        return None
+    array = (_BuftOverride * (len(overrides) + 1))()
+    for i, (pattern, device) in enumerate(overrides):
+        array[i].pattern = pattern.encode()
+        array[i].buft = buffer_type(device)
+    return array  # the last entry stays zeroed: the terminator
+
+
 @contextlib.contextmanager
-def load_hooks(on_progress: Callable[[float], bool]) -> Iterator[None]:
+def load_hooks(
+    on_progress: Callable[[float], bool], overrides: Sequence[tuple[str, str]] = ()
+) -> Iterator[None]:
     """While active, models loaded through ``llama_cpp.Llama`` report progress.
 
     ``on_progress(fraction)`` returns False to abort the load; llama.cpp then returns no
-    model and ``Llama()`` raises. llama-cpp-python builds its model params from
-    ``llama_model_default_params()`` and never fills the callback, so we hand it
-    defaults that already carry ours.
+    model and ``Llama()`` raises. ``overrides`` are (tensor-name regex, device name)
+    pairs placing matching tensors in that device's buffers (e.g. routed experts on the
+    CPU). llama-cpp-python builds its model params from ``llama_model_default_params()``
+    and fills neither field, so we hand it defaults that already carry ours.
     """
     original = lib.llama_model_default_params
+    array = override_array(overrides)
 
     @lib.llama_progress_callback
     def _progress(fraction: float, user_data: ctypes.c_void_p) -> bool:
@@ -60,14 +105,33 @@ def load_hooks(on_progress: Callable[[float], bool]) -> Iterator[None]:
     def _defaults() -> Any:
         params = original()
         params.progress_callback = _progress
+        if array is not None:
+            params.tensor_buft_overrides = ctypes.cast(array, ctypes.c_void_p)
         return params
 
-    _keep_alive.append(_progress)
+    _keep_alive.extend((_progress, array))
     lib.llama_model_default_params = _defaults
     try:
         yield
     finally:
         lib.llama_model_default_params = original
+
+
+@contextlib.contextmanager
+def overridden_tensors() -> Iterator[list[tuple[str, str]]]:
+    """Collect, while active, llama.cpp's "buffer type overridden" lines as (tensor, buffer)."""
+    found: list[tuple[str, str]] = []
+
+    def _listen(text: bytes) -> None:
+        m = _OVERRIDE_LINE.search(text)
+        if m:
+            found.append((m[1].decode(), m[2].decode()))
+
+    _log_listeners.append(_listen)
+    try:
+        yield found
+    finally:
+        _log_listeners.remove(_listen)
 
 
 def set_abort_check(llm: llama_cpp.Llama, should_abort: Callable[[], bool]) -> None:

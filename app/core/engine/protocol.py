@@ -72,6 +72,7 @@ def decode_event(line: bytes | str) -> tuple[int, Any]:
     if cls is ev.Loaded:
         facts = data["facts"]
         facts["warnings"] = tuple(facts.get("warnings", ()))
+        facts["overridden_tensors"] = tuple(tuple(t) for t in facts.get("overridden_tensors", ()))
         return request_id, ev.Loaded(facts=ev.ModelFacts(**facts))
     if cls is ev.Finished:
         data["stop_reason"] = ev.StopReason(data["stop_reason"])

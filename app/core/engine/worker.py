@@ -107,7 +107,10 @@ class Worker:
 
         started = time.perf_counter()
         try:
-            with llama_ext.load_hooks(on_progress):
+            with (
+                llama_ext.load_hooks(on_progress, settings.tensor_overrides),
+                llama_ext.overridden_tensors() as overridden,
+            ):
                 llm = llama_cpp.Llama(
                     model_path=path,
                     n_ctx=settings.n_ctx,
@@ -160,6 +163,7 @@ class Worker:
             load_seconds=time.perf_counter() - started,
             bos_token=_token_text(llm, llm.token_bos()),
             eos_token=_token_text(llm, llm.token_eos()),
+            overridden_tensors=tuple(overridden),
         )
         self.emit(req.id, ev.Loaded(facts))
 
