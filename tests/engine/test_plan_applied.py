@@ -41,7 +41,8 @@ def test_routed_experts_of_the_planned_layers_sit_in_cpu_buffers(
         assert set(placed) == expected  # exactly those tensors, nothing else moved
         assert set(placed.values()) == {"CPU"}
         assert len(expected) == 3 * len(plan.cpu_expert_layers)  # gate, up, down
-        last = list(client.chat([ChatMessage(Role.USER, "hello")], SamplingSettings(max_tokens=4, seed=1)))[-1]
+        hello = [ChatMessage(Role.USER, "hello")]
+        last = list(client.chat(hello, SamplingSettings(max_tokens=4, seed=1)))[-1]
         assert isinstance(last, ev.Finished)
 
 
