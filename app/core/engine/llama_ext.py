@@ -195,3 +195,14 @@ def token_bytes(llm: llama_cpp.Llama, token: int, *, special: bool = False) -> b
         if n >= 0:
             return buf.raw[:n]
         size = -n
+
+
+def enable_abort_check(llm: llama_cpp.Llama, enabled: bool) -> None:
+    """Switch the check of set_abort_check on or off.
+
+    llama.cpp calls it after every graph node, a Python call each time (~0.4 us; hundreds
+    per token): worth it while a long prompt is evaluated, not for one-token decodes, where
+    the generate loop checks for Stop between tokens anyway.
+    """
+    callback = llm._abort_callback if enabled else lib.ggml_abort_callback(0)
+    lib.llama_set_abort_callback(llm._ctx.ctx, callback, ctypes.c_void_p(0))

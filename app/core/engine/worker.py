@@ -25,6 +25,7 @@ from app.core.settings import LoadSettings, SamplingSettings
 logger = logging.getLogger(__name__)
 
 PROGRESS_STEP = 0.01  # report load progress in 1% steps
+EMIT_EVERY_S = 0.004  # a faster model's tokens go out in batches: one pipe write per 4 ms
 
 
 class Worker:
@@ -229,6 +230,9 @@ class Worker:
         started = time.perf_counter()
         first_at = 0.0
         cached_before = llm.n_tokens
+        pending: list[str] = []  # text not yet sent
+        last_emit = 0.0
+        llama_ext.enable_abort_check(llm, True)  # a long prompt can be stopped mid-evaluation
         try:
             for tok in llm.generate(
                 tokens,
@@ -240,6 +244,7 @@ class Worker:
             ):
                 if not first_at:
                     first_at = time.perf_counter()
+                    llama_ext.enable_abort_check(llm, False)  # from here on: once per token
                 if self._should_stop():
                     reason = ev.StopReason.USER
                     break
@@ -251,8 +256,12 @@ class Worker:
                 text = decoder.decode(llama_ext.token_bytes(llm, tok))
                 if text:
                     pieces.append(text)
-                    self.emit(req.id, ev.Token(text, unsent))
-                    unsent = 0
+                    pending.append(text)
+                    now = time.perf_counter()
+                    if now - last_emit >= EMIT_EVERY_S:
+                        self.emit(req.id, ev.Token("".join(pending), unsent))
+                        pending.clear()
+                        unsent, last_emit = 0, now
                 if n_gen >= budget:
                     break
         except RuntimeError as exc:  # llama_decode failed or was aborted by Stop
@@ -264,7 +273,9 @@ class Worker:
         tail = decoder.decode(b"", final=True)
         if tail:
             pieces.append(tail)
-            self.emit(req.id, ev.Token(tail, max(unsent, 1)))
+            pending.append(tail)
+        if pending:
+            self.emit(req.id, ev.Token("".join(pending), max(unsent, 1)))
         ended = time.perf_counter()
         first_at = first_at or ended
         evaluated = max(len(tokens) - min(cached_before, len(tokens)), 1)
