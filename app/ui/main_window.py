@@ -17,13 +17,18 @@ from PySide6.QtWidgets import (
 
 from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
+from app.core.errors import HerdError
+from app.core.gguf import read_gguf
+from app.core.hardware import probe_hardware
 from app.core.paths import AppPaths
-from app.core.settings import Settings, TemplateChoice
+from app.core.planner import Wishes
+from app.core.settings import LoadSettings, Settings, TemplateChoice
 from app.ui.banners import CrashBanner, TemplateNotice
 from app.ui.bridge import EngineBridge
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
 from app.ui.model_bar import ModelBar
+from app.ui.offload_panel import OffloadDialog
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class MainWindow(QMainWindow):
         self._settings = settings
         self._history: list[ChatMessage] = []
         self._model_path: Path | None = None
+        self.offload_dialog: OffloadDialog | None = None
         self.setWindowTitle("Herd")
         self.resize(*DEFAULT_SIZE)
         self.bridge = bridge if bridge is not None else EngineBridge(paths, self)
@@ -81,6 +87,7 @@ class MainWindow(QMainWindow):
         self.model_bar.load_requested.connect(self._on_model_bar_load_requested)
         self.model_bar.unload_requested.connect(self._on_model_bar_unload_requested)
         self.model_bar.cancel_requested.connect(self._on_model_bar_cancel_requested)
+        self.model_bar.plan_requested.connect(self._on_model_bar_plan_requested)
         self.banner.reload_requested.connect(self._on_banner_reload_requested)
         self.template_notice.template_choice_requested.connect(
             self._on_template_notice_template_choice_requested
@@ -116,6 +123,7 @@ class MainWindow(QMainWindow):
     def load_model(self, path: str | Path) -> None:
         """Load a model file (stopping a reply that is being written)."""
         self._model_path = Path(path)
+        self.model_bar.plan_button.setEnabled(True)
         self.banner.hide()
         self.template_notice.hide()
         self.model_bar.show_loading(self._model_path)
@@ -152,6 +160,27 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_model_bar_cancel_requested(self) -> None:
         self.bridge.cancel_load()
+
+    @Slot()
+    def _on_model_bar_plan_requested(self) -> None:
+        if self._model_path is None:
+            return
+        try:
+            info = read_gguf(self._model_path)
+        except HerdError as exc:
+            self.model_bar.show_error(self._model_path, exc.user_message, exc.hint)
+            return
+        wishes = Wishes(n_ctx=self._settings.load.n_ctx, kv_type=self._settings.load.type_k)
+        self.offload_dialog = OffloadDialog(info, probe_hardware(), wishes, self)
+        self.offload_dialog.load_requested.connect(self._on_offload_dialog_load_requested)
+        self.offload_dialog.open()
+
+    @Slot(object)
+    def _on_offload_dialog_load_requested(self, planned: LoadSettings) -> None:
+        load = dataclasses.replace(planned, template=self._settings.load.template)
+        self._settings = dataclasses.replace(self._settings, load=load)
+        if self._model_path is not None:
+            self.load_model(self._model_path)
 
     @Slot()
     def _on_banner_reload_requested(self) -> None:

@@ -32,6 +32,7 @@ class ModelBar(QFrame):
     load_requested = Signal(str)
     unload_requested = Signal()
     cancel_requested = Signal()
+    plan_requested = Signal()
 
     def __init__(self, start_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,6 +62,13 @@ class ModelBar(QFrame):
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancel_requested)
         row.addWidget(self.cancel_button)
+        self.plan_button = QPushButton("Offload && Context…", self)
+        self.plan_button.setToolTip(
+            "Plan where the model's parts go (GPU, system RAM) and how long a context fits"
+        )
+        self.plan_button.clicked.connect(self.plan_requested)
+        self.plan_button.setEnabled(False)
+        row.addWidget(self.plan_button)
         self.load_button = QPushButton("Load…", self)
         self.load_button.setToolTip("Open a .gguf model file")
         self.load_button.clicked.connect(self._on_load_button_clicked)

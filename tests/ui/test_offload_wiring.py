@@ -1,0 +1,39 @@
+"""From the window: open Offload & Context for the model, load with the plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from app.core.paths import AppPaths
+from app.core.settings import LoadSettings, Settings, TemplateChoice
+from app.ui.main_window import MainWindow
+
+
+def test_plan_dialog_loads_the_model_with_the_plan(qtbot, tmp_path: Path, tiny_scout: Path) -> None:
+    paths = AppPaths.under(tmp_path / "home").ensure()
+    start = LoadSettings(n_ctx=512, n_threads=1, swa_full=True, template=TemplateChoice.MODEL)
+    window = MainWindow(paths, Settings(load=start))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert not window.model_bar.plan_button.isEnabled()  # no model chosen yet
+        with qtbot.waitSignal(window.bridge.loaded, timeout=30_000):
+            window.load_model(tiny_scout)
+        qtbot.mouseClick(window.model_bar.plan_button, Qt.MouseButton.LeftButton)
+        dialog = window.offload_dialog
+        assert dialog is not None and dialog.isVisible()
+        panel = dialog.panel
+        panel.replan()
+        assert panel.plan.fits
+        assert panel.plan.n_ctx == 512  # it starts from the context in use
+        with qtbot.waitSignal(window.bridge.loaded, timeout=30_000):
+            qtbot.mouseClick(panel.load_button, Qt.MouseButton.LeftButton)
+        assert not dialog.isVisible()
+        load = window.settings.load
+        assert load.swa_full is False  # the plan's small chunked-attention cache
+        assert load.n_ctx == panel.plan.n_ctx
+        assert load.template is TemplateChoice.MODEL  # the person's template choice is kept
+    finally:
+        window.close()
