@@ -17,7 +17,10 @@ class HerdError(Exception):
 
     def one_line(self) -> str:
         """The message and hint as a single line, for a terminal or a status bar."""
-        return f"{self.user_message} {self.hint}".strip()
+        message = self.user_message.rstrip()
+        if self.hint and message and message[-1] not in ".!?:;":
+            message += "."
+        return f"{message} {self.hint}".strip()
 
 
 class ModelFileError(HerdError, ValueError):
