@@ -22,51 +22,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtGui import QColor, QPalette  # noqa: E402
 from PySide6.QtWidgets import QApplication, QStyleFactory  # noqa: E402
 
 from app.core.demo import demo_model_path  # noqa: E402
 from app.core.paths import AppPaths  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
+from app.ui.theme import dark_palette  # noqa: E402
 
 PROMPT = "Give me three short tips for writing clear Python code, as a bulleted list."
 CRASH_PROMPT = "Write a long story about a dragon who learns to bake bread."
 
 
-def dark_palette() -> QPalette:
-    """A plain dark palette, like the ones Linux desktops and macOS use."""
-    p = QPalette()
-    colors = {
-        QPalette.ColorRole.Window: "#2b2b2e",
-        QPalette.ColorRole.WindowText: "#e6e6e6",
-        QPalette.ColorRole.Base: "#1e1e20",
-        QPalette.ColorRole.AlternateBase: "#2b2b2e",
-        QPalette.ColorRole.ToolTipBase: "#3a3a3d",
-        QPalette.ColorRole.ToolTipText: "#e6e6e6",
-        QPalette.ColorRole.Text: "#e6e6e6",
-        QPalette.ColorRole.Button: "#3a3a3d",
-        QPalette.ColorRole.ButtonText: "#e6e6e6",
-        QPalette.ColorRole.BrightText: "#ff5555",
-        QPalette.ColorRole.Highlight: "#3d8ee0",
-        QPalette.ColorRole.HighlightedText: "#ffffff",
-        QPalette.ColorRole.Link: "#6cb4ff",
-        QPalette.ColorRole.PlaceholderText: "#8a8a8f",
-        QPalette.ColorRole.Light: "#4a4a4e",
-        QPalette.ColorRole.Midlight: "#3f3f43",
-        QPalette.ColorRole.Mid: "#333336",
-        QPalette.ColorRole.Dark: "#18181a",
-        QPalette.ColorRole.Shadow: "#000000",
-    }
-    for role, value in colors.items():
-        p.setColor(role, QColor(value))
-    for role in (
-        QPalette.ColorRole.Text,
-        QPalette.ColorRole.ButtonText,
-        QPalette.ColorRole.WindowText,
-    ):
-        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7a7f"))
-    return p
 
 
 def wait_for(signal, timeout_s: float) -> bool:  # noqa: ANN001
