@@ -21,8 +21,10 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from app.core import events as ev
+from app.core.chat.budget import Fitted, OverflowPolicy, fit_conversation, reply_reserve
 from app.core.chat.messages import ChatMessage
 from app.core.engine.client import EngineClient
+from app.core.errors import HerdError
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings
@@ -42,6 +44,20 @@ class _JobEnded:
     """Posted last by every job thread, whatever happened."""
 
 
+class _Counted:
+    """Posted by a draft count."""
+
+    def __init__(self, n_tokens: int) -> None:
+        self.n_tokens = n_tokens
+
+
+class _Fitted:
+    """Posted by a chat job once the conversation is fitted into the context."""
+
+    def __init__(self, fitted: Fitted) -> None:
+        self.fitted = fitted
+
+
 class EngineBridge(QObject):
     """Owns the EngineClient; the one way the UI talks to the engine."""
 
@@ -55,6 +71,9 @@ class EngineBridge(QObject):
     reply_failed = Signal(str, str)  # message, hint
     engine_crashed = Signal(object)  # EngineCrashed
     busy_changed = Signal(bool)
+    prompt_fitted = Signal(object)  # Fitted: what is sent, what was dropped, prompt tokens
+    tokens_streamed = Signal(int)  # tokens generated so far in the running reply
+    draft_counted = Signal(int)  # tokens of the conversation plus the draft
 
     # job id, event: emitted on job threads, delivered (queued) on the GUI thread
     _event_posted = Signal(int, object)
@@ -74,6 +93,9 @@ class EngineBridge(QObject):
         self._job_kind = ""  # kind of the current job; "" when idle
         self._kinds: dict[int, str] = {}  # job id -> kind, until its thread has ended
         self._pending_text: list[str] = []
+        self._streamed = 0  # tokens of the running reply, counted on the job thread
+        self._count_thread: threading.Thread | None = None
+        self._count_again: list[ChatMessage] | None = None
         self._text_lock = threading.Lock()
         self._closed = False
         self._flush_timer = QTimer(self)
@@ -130,11 +152,55 @@ class EngineBridge(QObject):
 
         self._start_job("load", job)
 
-    def send(self, messages: Sequence[ChatMessage], sampling: SamplingSettings) -> None:
-        """Generate the assistant's reply to ``messages``."""
+    def send(
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingSettings,
+        policy: OverflowPolicy = OverflowPolicy.STOP,
+    ) -> None:
+        """Generate the assistant's reply to ``messages``, fitted into the context by ``policy``."""
         history = list(messages)
         client = self._client
-        self._start_job("chat", lambda cancel: client.chat(history, sampling, cancel))
+
+        def job(cancel: CancelToken) -> Iterator[Any]:
+            facts = client.facts
+            if facts is None:
+                yield ev.Failed("No model is loaded.", "Load a model first.")
+                return
+            try:
+                fitted = fit_conversation(
+                    history,
+                    count=lambda msgs: client.count_tokens(messages=msgs),
+                    n_ctx=facts.n_ctx,
+                    reserve=reply_reserve(sampling.max_tokens, facts.n_ctx),
+                    policy=policy,
+                )
+            except HerdError as exc:
+                yield ev.Failed(exc.user_message, exc.hint)
+                return
+            yield _Fitted(fitted)
+            yield from client.chat(list(fitted.messages), sampling, cancel)
+
+        self._start_job("chat", job)
+
+    def count_draft(self, messages: Sequence[ChatMessage]) -> None:
+        """Count ``messages`` in the background (skipped while the engine is busy)."""
+        if self._closed or self.busy or self._client.facts is None:
+            return
+        if self._count_thread is not None and self._count_thread.is_alive():
+            self._count_again = list(messages)
+            return
+        history = list(messages)
+
+        def run() -> None:
+            try:
+                n = self._client.count_tokens(messages=history)
+            except (HerdError, OSError):
+                return
+            self._event_posted.emit(0, _Counted(n))
+
+        self._count_thread = threading.Thread(target=run, name="herd-count", daemon=True)
+        self._count_thread.start()
 
     def unload(self) -> None:
         """Release the model; the engine process stays up."""
@@ -164,6 +230,8 @@ class EngineBridge(QObject):
             return
         self._closed = True
         self._finish_running_job()
+        if self._count_thread is not None:
+            self._count_thread.join(JOIN_TIMEOUT_S)
         self._flush_timer.stop()
         self._watch_timer.stop()
         self._client.shutdown()
@@ -210,6 +278,7 @@ class EngineBridge(QObject):
                 if isinstance(event, ev.Token):
                     with self._text_lock:
                         self._pending_text.append(event.text)
+                        self._streamed += event.n_tokens
                 else:
                     self._event_posted.emit(job_id, event)
         except Exception as exc:  # noqa: BLE001 - a job must always end with an event
@@ -220,6 +289,17 @@ class EngineBridge(QObject):
     @Slot(int, object)
     def _on_job_event(self, job_id: int, event: object) -> None:
         if self._closed:
+            return
+        if isinstance(event, _Counted):
+            self.draft_counted.emit(event.n_tokens)
+            again, self._count_again = self._count_again, None
+            if again is not None:
+                QTimer.singleShot(0, lambda: self.count_draft(again))
+            return
+        if isinstance(event, _Fitted):
+            with self._text_lock:
+                self._streamed = 0
+            self.prompt_fitted.emit(event.fitted)
             return
         kind = self._kinds.get(job_id, "")
         current = job_id == self._job_ids
@@ -266,8 +346,10 @@ class EngineBridge(QObject):
         with self._text_lock:
             text = "".join(self._pending_text)
             self._pending_text.clear()
+            streamed = self._streamed
         if text:
             self.token_batch.emit(text)
+            self.tokens_streamed.emit(streamed)
 
     def _set_job_kind(self, kind: str) -> None:
         was_busy = self.busy

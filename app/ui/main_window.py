@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QTimer, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QLabel,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import events as ev
+from app.core.chat.budget import Fitted
 from app.core.chat.messages import ChatMessage, Role
 from app.core.errors import HerdError
 from app.core.gguf import read_gguf
@@ -27,12 +28,14 @@ from app.ui.banners import CrashBanner, TemplateNotice
 from app.ui.bridge import EngineBridge
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
+from app.ui.context_meter import ContextMeter
 from app.ui.model_bar import ModelBar
 from app.ui.offload_panel import OffloadDialog
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1000, 720)
+DRAFT_COUNT_DELAY_MS = 250  # count the draft's tokens once typing pauses
 
 class MainWindow(QMainWindow):
     """Herd's window: one conversation with the loaded model."""
@@ -82,6 +85,13 @@ class MainWindow(QMainWindow):
         )
         self.statusBar().addWidget(self.model_status, 1)
         self.statusBar().addPermanentWidget(self.reply_status)
+        self.context_meter = ContextMeter(self)
+        self.statusBar().addPermanentWidget(self.context_meter)
+        self._prompt_tokens = 0
+        self._draft_timer = QTimer(self)
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(DRAFT_COUNT_DELAY_MS)
+        self._draft_timer.timeout.connect(self._on_draft_timer_timeout)
         self._show_no_model()
 
         self.model_bar.load_requested.connect(self._on_model_bar_load_requested)
@@ -104,6 +114,10 @@ class MainWindow(QMainWindow):
         b.reply_finished.connect(self._on_bridge_reply_finished)
         b.reply_failed.connect(self._on_bridge_reply_failed)
         b.engine_crashed.connect(self._on_bridge_engine_crashed)
+        b.prompt_fitted.connect(self._on_bridge_prompt_fitted)
+        b.tokens_streamed.connect(self._on_bridge_tokens_streamed)
+        b.draft_counted.connect(self._on_bridge_draft_counted)
+        self.composer.editor.textChanged.connect(self._draft_timer.start)
         self.composer.editor.setFocus()
 
     @property
@@ -137,7 +151,7 @@ class MainWindow(QMainWindow):
         self.chat_view.add_user_message(text)
         self.chat_view.begin_reply()
         self.composer.set_generating(True)
-        self.bridge.send(self._history, self._settings.sampling)
+        self.bridge.send(self._history, self._settings.sampling, self.context_meter.policy)
 
     def shutdown(self) -> None:
         """Stop every job and the engine (joined). Safe to call twice."""
@@ -202,7 +216,36 @@ class MainWindow(QMainWindow):
     def _on_composer_stop_requested(self) -> None:
         self.bridge.stop()
 
+    @Slot()
+    def _on_draft_timer_timeout(self) -> None:
+        draft = self.composer.text.strip()
+        messages = self._history + ([ChatMessage(Role.USER, draft)] if draft else [])
+        if messages:
+            self.bridge.count_draft(messages)
+        elif self.bridge.facts is not None:
+            self.context_meter.set_usage(0, self.bridge.facts.n_ctx)
+
     # -- from the engine -------------------------------------------------------------
+    @Slot(object)
+    def _on_bridge_prompt_fitted(self, fitted: Fitted) -> None:
+        self._prompt_tokens = fitted.prompt_tokens
+        self.context_meter.set_usage(fitted.prompt_tokens, fitted.n_ctx)
+        if fitted.dropped:
+            self.statusBar().showMessage(
+                f"{len(fitted.dropped)} older messages were left out so the chat fits the "
+                "context.",
+                8000,
+            )
+
+    @Slot(int)
+    def _on_bridge_tokens_streamed(self, n_tokens: int) -> None:
+        self.context_meter.set_usage(self._prompt_tokens + n_tokens, self.context_meter.total)
+
+    @Slot(int)
+    def _on_bridge_draft_counted(self, n_tokens: int) -> None:
+        if self.bridge.facts is not None and not self.bridge.busy:
+            self.context_meter.set_usage(n_tokens, self.bridge.facts.n_ctx)
+
     @Slot(float, str)
     def _on_bridge_load_progress(self, fraction: float, message: str) -> None:
         self.model_bar.show_progress(fraction, message)
@@ -210,6 +253,8 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_bridge_loaded(self, facts: ev.ModelFacts) -> None:
         self.model_bar.show_model(facts)
+        self.context_meter.set_usage(0, facts.n_ctx)
+        self._draft_timer.start()
         self.template_notice.show_warnings(
             facts.warnings, self._settings.load.template is TemplateChoice.MODEL
         )
@@ -242,6 +287,9 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_bridge_reply_finished(self, finished: ev.Finished) -> None:
         self.chat_view.finish_reply(finished)
+        self.context_meter.set_usage(
+            finished.prompt_tokens + finished.generated_tokens, self.context_meter.total
+        )
         text = finished.text or self.chat_view.reply_text()
         self._history.append(ChatMessage(Role.ASSISTANT, text))
         self.composer.set_generating(False)
@@ -274,4 +322,5 @@ class MainWindow(QMainWindow):
         self.composer.set_ready(False)
         self.setWindowTitle("Herd")
         self.model_status.setText(status)
+        self.context_meter.set_usage(0, 0)
         self.chat_view.set_empty_hint("Load a model with <b>Load…</b> at the top to begin.")
