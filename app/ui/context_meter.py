@@ -9,8 +9,8 @@ from app.core.chat.budget import MeterLevel, OverflowPolicy, meter
 
 _LEVEL_COLORS = {MeterLevel.OK: "#3d8ee0", MeterLevel.WARN: "#e0a030", MeterLevel.FULL: "#d9534f"}
 _POLICIES = (
-    (OverflowPolicy.STOP, "When full: stop and say so"),
-    (OverflowPolicy.DROP_OLDEST, "When full: drop the oldest turns"),
+    (OverflowPolicy.STOP, "If full: stop"),
+    (OverflowPolicy.DROP_OLDEST, "If full: drop oldest"),
 )
 
 
@@ -29,12 +29,16 @@ class ContextMeter(QWidget):
         self.bar.setTextVisible(False)
         self.bar.setFixedSize(90, 8)
         self.label = QLabel(self)
+        widest = self.label.fontMetrics().horizontalAdvance("888,888 / 8,888,888 tokens")
+        self.label.setMinimumWidth(widest)
         self.policy_box = QComboBox(self)
         for policy, text in _POLICIES:
             self.policy_box.addItem(text, policy)
         self.policy_box.setToolTip(
-            "What Herd does when this chat no longer fits in the model's context"
+            "When this chat no longer fits in the model's context: stop and say so, or "
+            "leave out the oldest turns (the system prompt and pinned messages stay)"
         )
+        self.policy_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.policy_box.currentIndexChanged.connect(self._on_policy_box_current_index_changed)
         row.addWidget(self.bar)
         row.addWidget(self.label)

@@ -294,9 +294,12 @@ class MainWindow(QMainWindow):
         self._history.append(ChatMessage(Role.ASSISTANT, text))
         self.composer.set_generating(False)
         self.reply_status.setText(
-            f"last reply: {finished.generated_tokens} tokens  ·  "
-            f"{finished.decode_tok_s:.1f} tok/s  ·  prompt {finished.prompt_tokens} tokens "
-            f"at {finished.prompt_tok_s:.0f} tok/s"
+            f"last reply {finished.decode_tok_s:.1f} tok/s  ·  "
+            f"prompt {finished.prompt_tok_s:.0f} tok/s"
+        )
+        self.reply_status.setToolTip(
+            f"{finished.generated_tokens} tokens generated at {finished.decode_tok_s:.1f} tok/s; "
+            f"prompt of {finished.prompt_tokens} tokens read at {finished.prompt_tok_s:.0f} tok/s"
         )
 
     @Slot(str, str)
