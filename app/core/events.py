@@ -86,6 +86,13 @@ class TokenCount:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceList:
+    """llama.cpp's devices: (name, description, ggml device type, free, total bytes)."""
+
+    devices: tuple[tuple[str, str, int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     """A job failed; ``message`` and ``hint`` are for people."""
 
@@ -104,5 +111,13 @@ class EngineCrashed:
 
 
 Event = (
-    Progress | Loaded | Unloaded | Token | Finished | TokenCount | Failed | EngineCrashed
+    Progress
+    | Loaded
+    | Unloaded
+    | Token
+    | Finished
+    | TokenCount
+    | DeviceList
+    | Failed
+    | EngineCrashed
 )

@@ -20,7 +20,7 @@ from app.core.chat.budget import Fitted
 from app.core.chat.messages import ChatMessage, Role
 from app.core.errors import HerdError
 from app.core.gguf import read_gguf
-from app.core.hardware import probe_hardware
+from app.core.hardware import merge_engine_devices, probe_hardware
 from app.core.paths import AppPaths
 from app.core.planner import Wishes
 from app.core.settings import LoadSettings, Settings, TemplateChoice
@@ -185,7 +185,12 @@ class MainWindow(QMainWindow):
             self.model_bar.show_error(self._model_path, exc.user_message, exc.hint)
             return
         wishes = Wishes(n_ctx=self._settings.load.n_ctx, kv_type=self._settings.load.type_k)
-        self.offload_dialog = OffloadDialog(info, probe_hardware(), wishes, self)
+        hardware = probe_hardware()
+        try:  # llama.cpp's own view of its devices wins over the tools' (hardware.py says why)
+            hardware = merge_engine_devices(hardware, self.bridge.client.devices())
+        except HerdError as exc:
+            logger.info("planning with the probed devices only: %s", exc.user_message)
+        self.offload_dialog = OffloadDialog(info, hardware, wishes, self)
         self.offload_dialog.load_requested.connect(self._on_offload_dialog_load_requested)
         self.offload_dialog.open()
 

@@ -88,7 +88,7 @@ def test_reply_streams_into_the_view(loaded_window, qtbot) -> None:
     assert reply.text == finished.text == "".join(batches)
     assert "tok/s" in reply.footer
     assert "tok/s" in window.reply_status.text()
-    assert f"{finished.generated_tokens} tokens" in window.reply_status.text()
+    assert f"{finished.generated_tokens} tokens generated" in window.reply_status.toolTip()
     assert window.composer.text == ""
     assert window.composer.button.text() == "Send"
     assert [m.role for m in window.history] == [Role.USER, Role.ASSISTANT]

@@ -26,13 +26,22 @@ from app.core.chat.messages import ChatMessage
 from app.core.engine import protocol as proto
 from app.core.errors import EngineCrashedError, EngineError, HerdError
 from app.core.gguf import read_gguf, require_supported
+from app.core.hardware import Device, devices_from_ggml
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings
 
 logger = logging.getLogger(__name__)
 
-_TERMINAL = (ev.Loaded, ev.Unloaded, ev.Finished, ev.TokenCount, ev.Failed, ev.EngineCrashed)
+_TERMINAL = (
+    ev.Loaded,
+    ev.Unloaded,
+    ev.Finished,
+    ev.TokenCount,
+    ev.DeviceList,
+    ev.Failed,
+    ev.EngineCrashed,
+)
 LOG_TAIL_LINES = 20
 POLL_S = 0.02
 
@@ -321,6 +330,19 @@ class EngineClient:
             if isinstance(event, ev.Failed):
                 raise EngineError(event.message, event.hint)
         raise EngineError("The engine gave no token count.")
+
+    def devices(self) -> tuple[Device, ...]:
+        """llama.cpp's own GPUs (CUDA, Metal) with free memory, as the engine sees them.
+
+        Raises:
+            EngineError: the engine could not answer (it crashed or is shut down).
+        """
+        for event in self._job(proto.OP_DEVICES, {}, None):
+            if isinstance(event, ev.DeviceList):
+                return devices_from_ggml(event.devices)
+            if isinstance(event, ev.Failed | ev.EngineCrashed):
+                raise EngineError(event.message, "See the engine log.")
+        raise EngineError("The engine gave no device list.")
 
     def unload(self) -> None:
         """Release the model (the process stays up)."""

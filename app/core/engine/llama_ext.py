@@ -206,3 +206,42 @@ def enable_abort_check(llm: llama_cpp.Llama, enabled: bool) -> None:
     """
     callback = llm._abort_callback if enabled else lib.ggml_abort_callback(0)
     lib.llama_set_abort_callback(llm._ctx.ctx, callback, ctypes.c_void_p(0))
+
+
+def backend_devices() -> list[tuple[str, str, int, int, int]]:
+    """llama.cpp's own devices as (name, description, type, free bytes, total bytes).
+
+    llama-cpp-python 0.3.36 wraps none of ggml's backend device API; the symbols are
+    exported by libggml, so they are declared here.
+    """
+    from llama_cpp._ggml import libggml
+
+    lib.llama_backend_init()
+    count = libggml.ggml_backend_dev_count
+    count.restype, count.argtypes = ctypes.c_size_t, []
+    get = libggml.ggml_backend_dev_get
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    for name in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
+        fn = getattr(libggml, name)
+        fn.restype, fn.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    kind = libggml.ggml_backend_dev_type
+    kind.restype, kind.argtypes = ctypes.c_int, [ctypes.c_void_p]
+    memory = libggml.ggml_backend_dev_memory
+    memory.restype = None
+    size_p = ctypes.POINTER(ctypes.c_size_t)
+    memory.argtypes = [ctypes.c_void_p, size_p, size_p]
+    found = []
+    for i in range(count()):
+        dev = get(i)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        memory(dev, ctypes.byref(free), ctypes.byref(total))
+        found.append(
+            (
+                libggml.ggml_backend_dev_name(dev).decode(),
+                libggml.ggml_backend_dev_description(dev).decode(errors="replace"),
+                int(kind(dev)),
+                free.value,
+                total.value,
+            )
+        )
+    return found

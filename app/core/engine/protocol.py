@@ -18,6 +18,7 @@ OP_LOAD = "load"
 OP_GENERATE = "generate"
 OP_TOKENIZE = "tokenize"
 OP_UNLOAD = "unload"
+OP_DEVICES = "devices"
 OP_STOP = "stop"  # out of band: stops the running load or generation at once
 OP_SHUTDOWN = "shutdown"
 
@@ -50,6 +51,7 @@ _EVENT_TYPES: dict[str, type] = {
         ev.Token,
         ev.Finished,
         ev.TokenCount,
+        ev.DeviceList,
         ev.Failed,
         ev.EngineCrashed,
     )
@@ -76,6 +78,8 @@ def decode_event(line: bytes | str) -> tuple[int, Any]:
         return request_id, ev.Loaded(facts=ev.ModelFacts(**facts))
     if cls is ev.Finished:
         data["stop_reason"] = ev.StopReason(data["stop_reason"])
+    if cls is ev.DeviceList:
+        return request_id, ev.DeviceList(tuple(tuple(d) for d in data["devices"]))
     if cls is ev.EngineCrashed:
         data["log_tail"] = tuple(data.get("log_tail", ()))
     return request_id, cls(**data)

@@ -72,6 +72,7 @@ class Worker:
             proto.OP_GENERATE: self._generate,
             proto.OP_TOKENIZE: self._tokenize,
             proto.OP_UNLOAD: self._unload,
+            proto.OP_DEVICES: self._devices,
         }
         while True:
             req = self._requests.get()
@@ -180,6 +181,11 @@ class Worker:
         text = str(req.args.get("text", ""))
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         self.emit(req.id, ev.TokenCount(len(tokens)))
+
+    def _devices(self, req: proto.Request) -> None:
+        from app.core.engine import llama_ext
+
+        self.emit(req.id, ev.DeviceList(tuple(llama_ext.backend_devices())))
 
     def _unload(self, req: proto.Request) -> None:
         self._release()
