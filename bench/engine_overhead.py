@@ -84,22 +84,7 @@ class Direct:
 
         self._ext = llama_ext
         llama_ext.send_log_to(open(os.devnull, "wb"))  # noqa: SIM115 - for the process
-        self.llm = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=load.n_ctx,
-            n_batch=load.n_batch,
-            n_ubatch=load.n_ubatch,
-            n_threads=load.n_threads,
-            n_threads_batch=load.n_threads,
-            n_gpu_layers=load.n_gpu_layers,
-            flash_attn=load.flash_attn,
-            swa_full=load.swa_full,
-            type_k=llama_ext.KV_TYPES[load.type_k.value],
-            type_v=llama_ext.KV_TYPES[load.type_v.value],
-            use_mmap=load.use_mmap,
-            use_mlock=load.use_mlock,
-            verbose=False,
-        )
+        self.llm = llama_cpp.Llama(**llama_ext.llama_kwargs(str(path), load, verbose=False))
 
     def run(self, prompt: str, stop_strings: tuple[str, ...], sampling: SamplingSettings) -> Run:
         llm, ext = self.llm, self._ext

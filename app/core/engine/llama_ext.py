@@ -17,6 +17,8 @@ from typing import IO, Any
 import llama_cpp
 import llama_cpp.llama_cpp as lib
 
+from app.core.settings import LoadSettings
+
 logger = logging.getLogger(__name__)
 
 KV_TYPES = {"f16": lib.GGML_TYPE_F16, "q8_0": lib.GGML_TYPE_Q8_0, "q4_0": lib.GGML_TYPE_Q4_0}
@@ -132,6 +134,30 @@ def overridden_tensors() -> Iterator[list[tuple[str, str]]]:
         yield found
     finally:
         _log_listeners.remove(_listen)
+
+
+def llama_kwargs(path: str, settings: LoadSettings, *, verbose: bool = True) -> dict[str, Any]:
+    """``llama_cpp.Llama`` keyword arguments for ``settings`` (one mapping for every caller).
+
+    ``verbose=True`` keeps llama-cpp-python from redirecting fd 2 to /dev/null during the
+    load, so asserts and the log still reach the engine's log file.
+    """
+    return {
+        "model_path": path,
+        "n_ctx": settings.n_ctx,
+        "n_batch": settings.n_batch,
+        "n_ubatch": settings.n_ubatch,
+        "n_threads": settings.n_threads,
+        "n_threads_batch": settings.n_threads,
+        "n_gpu_layers": settings.n_gpu_layers,
+        "flash_attn": settings.flash_attn,
+        "swa_full": settings.swa_full,
+        "type_k": KV_TYPES[settings.type_k.value],
+        "type_v": KV_TYPES[settings.type_v.value],
+        "use_mmap": settings.use_mmap,
+        "use_mlock": settings.use_mlock,
+        "verbose": verbose,
+    }
 
 
 def set_abort_check(llm: llama_cpp.Llama, should_abort: Callable[[], bool]) -> None:

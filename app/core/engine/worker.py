@@ -113,22 +113,7 @@ class Worker:
                 llama_ext.load_hooks(on_progress, settings.tensor_overrides),
                 llama_ext.overridden_tensors() as overridden,
             ):
-                llm = llama_cpp.Llama(
-                    model_path=path,
-                    n_ctx=settings.n_ctx,
-                    n_batch=settings.n_batch,
-                    n_ubatch=settings.n_ubatch,
-                    n_threads=settings.n_threads,
-                    n_threads_batch=settings.n_threads,
-                    n_gpu_layers=settings.n_gpu_layers,
-                    flash_attn=settings.flash_attn,
-                    swa_full=settings.swa_full,
-                    type_k=llama_ext.KV_TYPES[settings.type_k.value],
-                    type_v=llama_ext.KV_TYPES[settings.type_v.value],
-                    use_mmap=settings.use_mmap,
-                    use_mlock=settings.use_mlock,
-                    verbose=True,  # verbose keeps fd 2 (our log file) in place during load
-                )
+                llm = llama_cpp.Llama(**llama_ext.llama_kwargs(path, settings))
         except (ValueError, RuntimeError) as exc:
             if self._should_stop():
                 self.emit(req.id, ev.Failed("Loading was cancelled.", cancelled=True))
