@@ -46,7 +46,7 @@ class AppPaths:
 
     def ensure(self) -> AppPaths:
         """Create every folder that does not exist yet; returns self."""
-        for folder in (self.data, self.config, self.logs, self.cache, self.models):
+        for folder in (self.data, self.config, self.logs, self.cache, self.models, self.images):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -54,6 +54,21 @@ class AppPaths:
     def engine_log(self) -> Path:
         """llama.cpp's log, written by the engine process."""
         return self.logs / "engine.log"
+
+    @property
+    def images(self) -> Path:
+        """Images attached to messages, each named by its sha256."""
+        return self.data / "images"
+
+    @property
+    def downloads(self) -> Path:
+        """Partial downloads that survive a restart (resumed with HTTP Range)."""
+        return self.data / "downloads"
+
+    @property
+    def hub_cache(self) -> Path:
+        """Herd's Hugging Face cache (blobs, snapshots, refs), shared with other tools."""
+        return self.models / "hub"
 
     @property
     def chats_db(self) -> Path:
