@@ -1,0 +1,247 @@
+"""ChatSession: the open conversation, kept in step with the SQLite store.
+
+The window talks to a session, never to SQL: every message is saved when it is created,
+a streaming reply is saved at most ``save_interval`` seconds apart (so a crash loses at
+most that much), and edits and regenerations can be undone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.store import ChatStore
+from app.core.chat.store_schema import (
+    Conversation,
+    DeleteToken,
+    MessageState,
+    Removed,
+    ReplyStats,
+    StoredMessage,
+)
+from app.core.errors import HerdError
+
+SAVE_INTERVAL_S = 0.5  # a streaming reply is saved at least this often (issue: >= 1/s)
+TITLE_CHARS = 48
+OPEN_STATE_KEY = "open_conversation"
+
+
+class SessionError(HerdError, RuntimeError):
+    """The session was asked for something its state does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """What :meth:`ChatSession.undo` needs to put removed messages back."""
+
+    removed: Removed
+    description: str
+
+
+def title_from(text: str) -> str:
+    """A conversation title from its first message: the first line, shortened at a word."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    if len(line) <= TITLE_CHARS:
+        return line
+    cut = line[:TITLE_CHARS].rsplit(" ", 1)[0] or line[:TITLE_CHARS]
+    return cut.rstrip(",.;:") + "…"
+
+
+class ChatSession:
+    """The conversation on screen and its streaming reply, saved as they change."""
+
+    def __init__(
+        self,
+        store: ChatStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        save_interval: float = SAVE_INTERVAL_S,
+    ) -> None:
+        self.store = store
+        self._clock = clock
+        self._save_interval = save_interval
+        self._conversation: Conversation | None = None
+        self._reply_id: int | None = None
+        self._reply_text = ""
+        self._saved_at = 0.0
+        self._saved_text = ""
+
+    # -- which conversation ------------------------------------------------------------
+    @property
+    def conversation(self) -> Conversation | None:
+        """The open conversation (None before the first message of a new chat)."""
+        return self._conversation
+
+    @property
+    def conversation_id(self) -> int | None:
+        """The open conversation's id, if it is saved yet."""
+        return self._conversation.id if self._conversation else None
+
+    def restore_last(self) -> Conversation | None:
+        """Open the conversation that was open when Herd last closed, if it still exists."""
+        value = self.store.get_state(OPEN_STATE_KEY)
+        if value and value.isdigit():
+            for conversation in self.store.list_conversations():
+                if conversation.id == int(value):
+                    return self.open(conversation.id)
+        return None
+
+    def open(self, conversation_id: int) -> Conversation:
+        """Make a saved conversation the open one."""
+        self._end_reply_if_any()
+        self._conversation = self.store.get(conversation_id)
+        self.store.set_state(OPEN_STATE_KEY, str(conversation_id))
+        return self._conversation
+
+    def new(self) -> None:
+        """Start a new chat; it is saved with its first message, not before."""
+        self._end_reply_if_any()
+        self._conversation = None
+        self.store.set_state(OPEN_STATE_KEY, None)
+
+    def refresh(self) -> Conversation | None:
+        """Re-read the open conversation (after a rename or a new system prompt)."""
+        if self._conversation is not None:
+            self._conversation = self.store.get(self._conversation.id)
+        return self._conversation
+
+    def set_system_prompt(self, text: str) -> None:
+        """The open conversation's own system prompt (creates the conversation if new)."""
+        conversation = self._ensure_conversation("")
+        self.store.set_system_prompt(conversation.id, text)
+        self.refresh()
+
+    # -- messages --------------------------------------------------------------------
+    def messages(self) -> list[StoredMessage]:
+        """The open conversation's messages as saved, oldest first."""
+        if self._conversation is None:
+            return []
+        return self.store.messages(self._conversation.id)
+
+    def prompt(self) -> tuple[list[ChatMessage], frozenset[int]]:
+        """What the model is sent (system prompt first), and the indices never to drop."""
+        if self._conversation is None:
+            return [], frozenset()
+        conversation_id = self._conversation.id
+        return (
+            self.store.to_chat_messages(conversation_id),
+            self.store.pinned_indices(conversation_id),
+        )
+
+    def add_user(self, text: str, images: Sequence[str] = (), *, system: str = "") -> int:
+        """Save the person's message (a new chat is created and titled by it)."""
+        conversation = self._ensure_conversation(title_from(text) or "Image", system)
+        return self.store.add_message(conversation.id, ChatMessage(Role.USER, text, images))
+
+    def _ensure_conversation(self, title: str, system: str = "") -> Conversation:
+        if self._conversation is None:
+            self._conversation = self.store.create_conversation(title or "New chat", system)
+            self.store.set_state(OPEN_STATE_KEY, str(self._conversation.id))
+        elif title and not self.store.messages(self._conversation.id):
+            self.store.rename(self._conversation.id, title)  # untitled until its first message
+            self.refresh()
+        return self._conversation
+
+    # -- the reply being written ---------------------------------------------------------
+    @property
+    def replying(self) -> bool:
+        """Whether a reply is being streamed (and saved as it grows)."""
+        return self._reply_id is not None
+
+    @property
+    def reply_text(self) -> str:
+        """The streaming reply's text so far."""
+        return self._reply_text
+
+    def begin_reply(self) -> int:
+        """Save an empty streaming reply in the open conversation."""
+        if self._conversation is None:
+            raise SessionError("There is no conversation to reply in.", "Send a message first.")
+        self._end_reply_if_any()
+        self._reply_id = self.store.begin_reply(self._conversation.id)
+        self._reply_text = ""
+        self._saved_text = ""
+        self._saved_at = self._clock()
+        return self._reply_id
+
+    def append_reply(self, text: str) -> bool:
+        """Add streamed text; returns True when this call saved the reply to disk."""
+        if self._reply_id is None:
+            return False
+        self._reply_text += text
+        if self._clock() - self._saved_at >= self._save_interval:
+            return self.flush()
+        return False
+
+    def flush(self) -> bool:
+        """Save the streaming reply now if it changed since the last save."""
+        if self._reply_id is None or self._reply_text == self._saved_text:
+            return False
+        self.store.update_reply(self._reply_id, self._reply_text)
+        self._saved_text = self._reply_text
+        self._saved_at = self._clock()
+        return True
+
+    def finish_reply(
+        self,
+        text: str | None = None,
+        stats: ReplyStats | None = None,
+        state: MessageState = MessageState.COMPLETE,
+    ) -> None:
+        """Save the reply's final text (``None``: the streamed text) and stats."""
+        if self._reply_id is None:
+            return
+        final = self._reply_text if text is None else text
+        reply_id, self._reply_id = self._reply_id, None
+        self.store.finish_reply(reply_id, final, stats, state)
+        self._reply_text = ""
+
+    def interrupt_reply(self) -> None:
+        """The engine died or failed: keep what was written, marked incomplete."""
+        self.finish_reply(None, None, MessageState.INCOMPLETE)
+
+    def _end_reply_if_any(self) -> None:
+        if self._reply_id is not None:
+            self.interrupt_reply()
+
+    # -- regenerate, edit, undo ---------------------------------------------------------
+    def take_last_reply(self) -> Undo:
+        """Remove the last reply (to write a new one); undo puts it back."""
+        messages = self.messages()
+        last_user = max((m.position for m in messages if m.role is Role.USER), default=None)
+        if last_user is None or self._conversation is None:
+            raise SessionError("There is no reply to regenerate.")
+        removed = self.store.truncate_after(self._conversation.id, last_user)
+        return Undo(removed, "Regenerated the reply")
+
+    def edit_user_message(self, index: int, text: str) -> Undo:
+        """Replace the ``index``-th message (a user message) and remove what followed it."""
+        messages = self.messages()
+        if self._conversation is None or not 0 <= index < len(messages):
+            raise SessionError("That message is no longer in this chat.")
+        target = messages[index]
+        if target.role is not Role.USER:
+            raise SessionError("Only your own messages can be edited.")
+        removed = self.store.truncate_after(self._conversation.id, target.position - 1)
+        self.store.add_message(
+            self._conversation.id, ChatMessage(Role.USER, text, target.images)
+        )
+        return Undo(removed, "Edited a message")
+
+    def undo(self, undo: Undo) -> None:
+        """Put back what :meth:`take_last_reply` or :meth:`edit_user_message` removed."""
+        self._end_reply_if_any()
+        self.store.restore(undo.removed)
+
+    # -- conversations -------------------------------------------------------------------
+    def delete(self, conversation_id: int) -> DeleteToken:
+        """Delete a conversation (undoable); deleting the open one starts a new chat."""
+        if conversation_id == self.conversation_id:
+            self.new()
+        return self.store.delete(conversation_id)
+
+    def undo_delete(self, token: DeleteToken) -> bool:
+        """Bring a deleted conversation back."""
+        return self.store.undo_delete(token)
