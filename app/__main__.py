@@ -38,10 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--seed", type=int, default=-1)
     chat.add_argument("--threads", type=int, default=None)
     chat.add_argument("--stats", action="store_true", help="print speed after each reply")
+    chat.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="attach an image to the first message (repeatable; needs a vision projector)",
+    )
+    chat.add_argument(
+        "--projector",
+        metavar="MMPROJ",
+        help="the vision projector GGUF (default: the mmproj*.gguf next to the model)",
+    )
 
     from app import plan_cli
 
     plan_cli.add_parser(sub)
+    from app import hub_cli
+
+    hub_cli.add_parsers(sub)
     return parser
 
 
@@ -49,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run Herd; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if argv and argv[0] not in {"gui", "info", "chat", "plan", "-h", "--help"}:
+    if argv and argv[0] not in {"gui", "info", "chat", "plan", "pull", "models", "-h", "--help"}:
         argv = ["gui", *argv]  # `herd model.gguf` opens the window on that model
     args = parser.parse_args(argv or ["gui"])
     home = os.environ.get("HERD_HOME")
@@ -79,6 +94,11 @@ def _run(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
         from app import plan_cli
 
         return plan_cli.run(args)
+    if args.command in {"pull", "models"}:
+        from app import hub_cli
+
+        run = hub_cli.run_pull if args.command == "pull" else hub_cli.run_models
+        return run(args, paths)
     return cli.gui(args.model, paths, settings)
 
 

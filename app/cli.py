@@ -17,10 +17,11 @@ from pathlib import Path
 from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
 from app.core.errors import HerdError
-from app.core.gguf import GGUFInfo, describe, read_gguf, require_supported
+from app.core.gguf import GGUFInfo, describe, find_projector, read_gguf, require_supported
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
 from app.core.settings import Settings
+from app.core.vision import check_image
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -96,12 +97,20 @@ def _refuse_unsupported(info_: GGUFInfo) -> int:
 
 
 def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
-    """``herd chat MODEL [--prompt TEXT]``: stream replies to stdout."""
+    """``herd chat MODEL [--prompt TEXT] [--image PATH ...]``: stream replies to stdout.
+
+    Every image is checked before the model loads (a load can take minutes), and the
+    images go with the first message.
+    """
     from app.core.engine.client import EngineClient
 
+    images = tuple(getattr(args, "image", None) or ())
     try:
+        for image in images:
+            check_image(image)
         info_ = read_gguf(Path(args.model))
         require_supported(info_)
+        projector = _projector_for(args, info_) if images else None
     except HerdError as exc:
         return fail(exc.one_line())
     load = dataclasses.replace(settings.load, n_ctx=args.ctx)
@@ -112,10 +121,12 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
         sampling = dataclasses.replace(sampling, temperature=args.temperature)
 
     with EngineClient(paths) as engine:
-        for event in engine.load(info_.path, load):
+        for event in engine.load(info_.path, load, projector=projector):
             if isinstance(event, ev.Failed | ev.EngineCrashed):
                 return fail(_event_line(event))
         assert engine.facts is not None
+        if images and not engine.facts.vision:
+            return fail(engine.facts.vision_error or "the vision projector did not load")
         for warning in engine.facts.warnings:
             print(f"herd: warning: {warning}", file=sys.stderr)
         history: list[ChatMessage] = []
@@ -133,13 +144,35 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
                     continue
             else:
                 text = args.prompt
-            history.append(ChatMessage(Role.USER, text))
+            history.append(ChatMessage(Role.USER, text, images=images))
+            images = ()  # the images go with the first message only
             code, reply = _stream_reply(engine, history, sampling, stats=args.stats)
             if code != EXIT_OK:
                 return code
             history.append(ChatMessage(Role.ASSISTANT, reply))
             if not interactive:
                 return EXIT_OK
+
+
+def _projector_for(args: argparse.Namespace, info_: GGUFInfo) -> Path:
+    """The projector ``--image`` needs: ``--projector``, or the one next to the model.
+
+    Raises:
+        HerdError: there is none, so the images could not be sent (said before the load).
+    """
+    chosen = getattr(args, "projector", None)
+    if chosen:
+        if not Path(chosen).is_file():
+            raise HerdError(f"the vision projector {chosen} does not exist")
+        return Path(chosen)
+    found = find_projector(info_.path)
+    if found is None:
+        raise HerdError(
+            f"{info_.path.name} has no vision projector (mmproj*.gguf) next to it, so it "
+            "cannot take images",
+            "put the model's mmproj GGUF beside it, or pass --projector MMPROJ.",
+        )
+    return found
 
 
 def _stream_reply(engine, history, sampling, *, stats: bool) -> tuple[int, str]:  # noqa: ANN001

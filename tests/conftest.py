@@ -155,3 +155,38 @@ FAVORED_WORD = "\u0120model"  # " model" in GPT-2's byte alphabet: one merged to
 def tiny_llama4_says_model(model_cache_dir: Path) -> Path:
     """Tiny Scout that greedily repeats the ordinary token `` model`` and never stops."""
     return _favoring(model_cache_dir, "says-model", FAVORED_WORD)
+
+
+def _tiny_mmproj(cache_dir: Path, label: str, **params: object) -> Path:
+    """Return a cached tiny Llama 4 projector GGUF made with ``params``, generating it if needed."""
+    from tests.fixtures.tiny_mmproj import make_tiny_mmproj
+
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    digest.update((FIXTURES_DIR / "tiny_mmproj.py").read_bytes())
+    # no "mmproj" in the cached name: find_projector must not pair it with the cached models
+    path = cache_dir / f"tiny-projector-{label}-{digest.hexdigest()[:16]}.gguf"
+    if path.exists():
+        return path
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    make_tiny_mmproj(partial, **params)
+    os.replace(partial, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vision_model(
+    model_cache_dir: Path, tiny_scout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A tiny Scout with its tiny vision projector beside it (``mmproj-*.gguf``).
+
+    Both are copied (a few MB) into a folder of their own, so ``find_projector`` finds
+    exactly this projector next to the model.
+    """
+    import shutil
+
+    projector = _tiny_mmproj(model_cache_dir, "llama4", text_n_embd=64)
+    folder = tmp_path_factory.mktemp("vision-model")
+    model = folder / "tiny-llama4-scout.gguf"
+    shutil.copyfile(tiny_scout, model)
+    shutil.copyfile(projector, folder / "mmproj-tiny-llama4-scout.gguf")
+    return model

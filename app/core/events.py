@@ -43,6 +43,9 @@ class ModelFacts:
     overridden_tensors: tuple[tuple[str, str], ...] = ()
     prompt_format: str = ""  # the renderer's display name, e.g. "Llama 4 (official)"
     warnings: tuple[str, ...] = ()
+    vision: bool = False  # a vision projector is loaded: the model can take images
+    projector: str = ""  # the projector (mmproj GGUF) loaded with the model, if any
+    vision_error: str = ""  # why a projector that was found or chosen did not load
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class Finished:
     stop_reason: StopReason
     time_to_first_token_s: float = 0.0
     text: str = ""
+    image_tokens: int = 0  # of prompt_tokens, how many the prompt's images filled
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class TokenCount:
     """The answer to a count-tokens request."""
 
     n_tokens: int
+    image_tokens: int = 0  # of n_tokens, how many the images fill
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from app.core import events as ev
+from app.core.chat import attachments
 from app.core.chat.formats import PromptFormat, choose_format
+from app.core.chat.llama4_format import IMAGE
 from app.core.chat.messages import ChatMessage
 from app.core.engine import protocol as proto
 from app.core.errors import EngineCrashedError, EngineError, HerdError
-from app.core.gguf import read_gguf, require_supported
+from app.core.gguf import find_projector, read_gguf, require_supported
 from app.core.hardware import Device, devices_from_ggml
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
@@ -261,12 +263,18 @@ class EngineClient:
         cancel: CancelToken | None = None,
         *,
         preflight: bool = True,
+        projector: str | Path | None = None,
+        vision: bool = True,
     ) -> Iterator[Any]:
         """Load a model: Progress events, then Loaded or Failed.
 
         The GGUF is read and checked here first, so a bad file is refused with a clear
         message before llama.cpp sees it. ``preflight=False`` skips only the check of
         layouts known to crash llama.cpp (for crash-recovery tests and experts).
+
+        The vision projector is ``projector`` when given, else the ``mmproj*.gguf`` next to
+        the model (``vision=False``: none). ``Loaded.facts.vision`` says whether it loaded;
+        a projector that fails to load leaves a text-only model and a warning.
         """
         try:
             info = read_gguf(Path(path))
@@ -275,7 +283,19 @@ class EngineClient:
         except HerdError as exc:
             yield ev.Failed(exc.user_message, exc.hint)
             return
-        args = {"path": str(info.path), "settings": settings.to_dict()}
+        if projector is None and vision:
+            projector = find_projector(info.path)
+        if projector is not None and vision and not Path(projector).is_file():
+            yield ev.Failed(
+                f"The vision projector {Path(projector).name} does not exist.",
+                "Choose the model's mmproj GGUF file, or load the model without one.",
+            )
+            return
+        args = {
+            "path": str(info.path),
+            "settings": settings.to_dict(),
+            "projector": str(projector) if projector is not None and vision else "",
+        }
         for event in self._job(proto.OP_LOAD, args, cancel):
             if isinstance(event, ev.Loaded):
                 fmt, warnings = choose_format(
@@ -284,6 +304,8 @@ class EngineClient:
                     bos_token=event.facts.bos_token,
                     eos_token=event.facts.eos_token,
                 )
+                if event.facts.vision_error:
+                    warnings.append(event.facts.vision_error)
                 facts = _with(event.facts, prompt_format=fmt.name, warnings=tuple(warnings))
                 self.facts = facts
                 self.prompt_format = fmt
@@ -296,13 +318,20 @@ class EngineClient:
         sampling: SamplingSettings,
         cancel: CancelToken | None = None,
     ) -> Iterator[Any]:
-        """Generate the assistant's reply: Token events, then Finished or Failed."""
+        """Generate the assistant's reply: Token events, then Finished or Failed.
+
+        Messages' ``images`` (``sha256:`` refs or file paths) go to the vision projector;
+        without one, a conversation with images fails with a message saying so.
+        """
         try:
             prompt = self._format().render(messages)
+            images = self._image_paths(messages, require_vision=True)
         except HerdError as exc:
             yield ev.Failed(exc.user_message, exc.hint)
             return
-        yield from self.complete(prompt, sampling, cancel, stop_tokens=self._format().stop_strings)
+        yield from self.complete(
+            prompt, sampling, cancel, stop_tokens=self._format().stop_strings, images=images
+        )
 
     def complete(
         self,
@@ -310,18 +339,41 @@ class EngineClient:
         sampling: SamplingSettings,
         cancel: CancelToken | None = None,
         stop_tokens: Sequence[str] = (),
+        images: Sequence[str | Path] = (),
     ) -> Iterator[Any]:
-        """Plain completion of ``prompt`` (special tokens in it are parsed)."""
-        args = {"prompt": prompt, "sampling": sampling.to_dict(), "stop_tokens": list(stop_tokens)}
+        """Plain completion of ``prompt`` (special tokens in it are parsed).
+
+        Each image file in ``images`` replaces one ``<|image|>`` placeholder, in order.
+        """
+        args: dict[str, Any] = {
+            "prompt": prompt,
+            "sampling": sampling.to_dict(),
+            "stop_tokens": list(stop_tokens),
+        }
+        if images:
+            args["images"] = [str(p) for p in images]
+            args["image_placeholder"] = IMAGE
         yield from self._job(proto.OP_GENERATE, args, cancel)
 
     def count_tokens(
         self, text: str | None = None, messages: Sequence[ChatMessage] | None = None
     ) -> int:
-        """Tokens in ``text``, or in ``messages`` as the model will see them."""
+        """Tokens in ``text``, or in ``messages`` as the model will see them.
+
+        Images count with all the tokens the projector gives them. Without a projector
+        (the images cannot be sent) each counts as its one placeholder token.
+
+        Raises:
+            EngineError: the engine could not count (an image is unreadable, a crash).
+        """
+        args: dict[str, Any] = {"text": text or ""}
         if messages is not None:
-            text = self._format().render(messages)
-        for event in self._job(proto.OP_TOKENIZE, {"text": text or ""}, None):
+            args["text"] = self._format().render(messages)
+            images = self._image_paths(messages, require_vision=False)
+            if images:
+                args["images"] = [str(p) for p in images]
+                args["image_placeholder"] = IMAGE
+        for event in self._job(proto.OP_TOKENIZE, args, None):
             if isinstance(event, ev.TokenCount):
                 return event.n_tokens
             if isinstance(event, ev.EngineCrashed):
@@ -351,6 +403,21 @@ class EngineClient:
                 pass
         self.facts = None
         self.prompt_format = None
+
+    def _image_paths(self, messages: Sequence[ChatMessage], *, require_vision: bool) -> list[Path]:
+        refs = [ref for message in messages for ref in message.images]
+        if not refs:
+            return []
+        if self.facts is None or not self.facts.vision:
+            if not require_vision:
+                return []
+            why = f" ({self.facts.vision_error})" if self.facts and self.facts.vision_error else ""
+            raise EngineError(
+                f"This model cannot see images: no vision projector is loaded with it{why}.",
+                "Put the model's mmproj GGUF next to it (or choose one) and load it again, "
+                "or remove the images.",
+            )
+        return [attachments.resolve(self._paths, ref) for ref in refs]
 
     def _format(self) -> PromptFormat:
         if self.prompt_format is None:

@@ -14,9 +14,9 @@ from typing import Any
 from app.core import events as ev
 
 # Request operations.
-OP_LOAD = "load"
-OP_GENERATE = "generate"
-OP_TOKENIZE = "tokenize"
+OP_LOAD = "load"  # args: path, settings, projector ("" = text only)
+OP_GENERATE = "generate"  # args: prompt, sampling, stop_tokens[, images, image_placeholder]
+OP_TOKENIZE = "tokenize"  # args: text[, images, image_placeholder]
 OP_UNLOAD = "unload"
 OP_DEVICES = "devices"
 OP_STOP = "stop"  # out of band: stops the running load or generation at once

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from app.core import events as ev
 from app.core.engine import protocol as proto
+from app.core.errors import HerdError
 from app.core.settings import LoadSettings, SamplingSettings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ class Worker:
         self._current = 0
         self._llm: Any = None
         self._load_path = ""
+        self._projector: Any = None  # llama_ext.Projector when the model has one loaded
+        self._image_counter: Any = None
+        self._cached_before = 0  # prompt positions found cached (for the prompt speed)
 
     # -- plumbing ---------------------------------------------------------------
     def emit(self, request_id: int, event: Any) -> None:
@@ -136,6 +140,8 @@ class Worker:
         llama_ext.set_abort_check(llm, self._should_stop)
         self._llm = llm
         self._load_path = path
+        projector = str(req.args.get("projector") or "")
+        vision_error = self._load_projector(projector, llm, settings) if projector else ""
         n_params, size = llama_ext.model_size(llm)
         facts = ev.ModelFacts(
             path=path,
@@ -151,8 +157,37 @@ class Worker:
             bos_token=_token_text(llm, llm.token_bos()),
             eos_token=_token_text(llm, llm.token_eos()),
             overridden_tensors=tuple(overridden),
+            vision=self._projector is not None,
+            projector=projector if self._projector is not None else "",
+            vision_error=vision_error,
         )
         self.emit(req.id, ev.Loaded(facts))
+
+    def _load_projector(self, path: str, llm: Any, settings: LoadSettings) -> str:
+        """Load the vision projector beside the model; returns why not ("" when loaded)."""
+        from app.core.engine import llama_ext, multimodal
+
+        try:
+            self._projector = llama_ext.Projector.load(
+                path, llm, use_gpu=settings.n_gpu_layers != 0, flash_attn=settings.flash_attn
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            logger.warning("projector %s not loaded: %s", path, exc)
+            return f"The vision projector {os.path.basename(path)} could not be loaded: {exc}."
+        self._image_counter = multimodal.ImageCounter()
+        return ""
+
+    def _require_projector(self, req: proto.Request) -> Any:
+        if self._projector is None:
+            self.emit(
+                req.id,
+                ev.Failed(
+                    "This model cannot see images: no vision projector is loaded with it.",
+                    "Put the model's mmproj GGUF next to it (or choose one) and load it "
+                    "again, or remove the images.",
+                ),
+            )
+        return self._projector
 
     def _require_model(self, req: proto.Request) -> Any:
         if self._llm is None:
@@ -165,7 +200,24 @@ class Worker:
             return
         text = str(req.args.get("text", ""))
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        self.emit(req.id, ev.TokenCount(len(tokens)))
+        images = [str(p) for p in req.args.get("images", [])]
+        if not images:
+            self.emit(req.id, ev.TokenCount(len(tokens)))
+            return
+        if self._require_projector(req) is None:
+            return
+        from app.core.engine import multimodal
+
+        placeholder = str(req.args.get("image_placeholder", ""))
+        try:
+            n_images = multimodal.count_images(
+                llm, self._projector, self._image_counter, tokens, images, placeholder
+            )
+        except HerdError as exc:
+            self.emit(req.id, ev.Failed(exc.user_message, exc.hint))
+            return
+        # each placeholder token becomes the image's own tokens (its begin/end markers too)
+        self.emit(req.id, ev.TokenCount(len(tokens) - len(images) + n_images, n_images))
 
     def _devices(self, req: proto.Request) -> None:
         from app.core.engine import llama_ext
@@ -177,6 +229,10 @@ class Worker:
         self.emit(req.id, ev.Unloaded())
 
     def _release(self) -> None:
+        if self._projector is not None:
+            self._projector.close()  # before its model
+            self._projector = None
+            self._image_counter = None
         if self._llm is not None:
             self._llm.close()
             self._llm = None
@@ -189,10 +245,30 @@ class Worker:
 
         sampling = SamplingSettings.from_dict(req.args.get("sampling", {}))
         prompt = str(req.args["prompt"])
-        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        bos = llm.token_bos()
-        if llama_ext.wants_bos(llm) and bos >= 0 and (not tokens or tokens[0] != bos):
-            tokens.insert(0, bos)  # the template left BOS to the tokenizer
+        images = [str(p) for p in req.args.get("images", [])]
+        started = time.perf_counter()
+        n_image_tokens = 0
+        if images:
+            if self._require_projector(req) is None:
+                return
+            try:
+                tokens, n_image_tokens = self._prefill_images(req, llm, prompt, images)
+            except HerdError as exc:
+                llama_ext.clear_memory(llm)
+                self.emit(req.id, ev.Failed(exc.user_message, exc.hint))
+                return
+            except RuntimeError as exc:  # an image's decode failed or Stop aborted it
+                llama_ext.clear_memory(llm)
+                if self._should_stop():
+                    self.emit(req.id, _stopped_before_reply(started))
+                else:
+                    self.emit(req.id, ev.Failed(f"The image failed: {exc}", "See the engine log."))
+                return
+        else:
+            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            bos = llm.token_bos()
+            if llama_ext.wants_bos(llm) and bos >= 0 and (not tokens or tokens[0] != bos):
+                tokens.insert(0, bos)  # the template left BOS to the tokenizer
         n_ctx = llm.n_ctx()
         if len(tokens) >= n_ctx:
             self.emit(
@@ -218,9 +294,8 @@ class Worker:
         n_gen = 0
         unsent = 0  # tokens since the last Token event (a character can span several)
         reason = ev.StopReason.MAX_TOKENS if budget < room else ev.StopReason.CONTEXT_FULL
-        started = time.perf_counter()
         first_at = 0.0
-        cached_before = llm.n_tokens
+        cached_before = llm.n_tokens if not images else self._cached_before
         pending: list[str] = []  # text not yet sent
         last_emit = 0.0
         llama_ext.enable_abort_check(llm, True)  # a long prompt can be stopped mid-evaluation
@@ -280,8 +355,31 @@ class Worker:
                 stop_reason=reason,
                 time_to_first_token_s=first_at - started,
                 text="".join(pieces),
+                image_tokens=n_image_tokens,
             ),
         )
+
+    def _prefill_images(
+        self, req: proto.Request, llm: Any, prompt: str, images: list[str]
+    ) -> tuple[list[int], int]:
+        from app.core.engine import multimodal
+
+        placeholder = str(req.args.get("image_placeholder", ""))
+        tokens, n_image, self._cached_before = multimodal.evaluate_prompt(
+            llm, self._projector, prompt, images, placeholder, self._should_stop
+        )
+        return tokens, n_image
+
+
+def _stopped_before_reply(started: float) -> ev.Finished:
+    return ev.Finished(
+        prompt_tokens=0,
+        generated_tokens=0,
+        prompt_tok_s=0.0,
+        decode_tok_s=0.0,
+        stop_reason=ev.StopReason.USER,
+        time_to_first_token_s=time.perf_counter() - started,
+    )
 
 
 def _token_text(llm: Any, token: int) -> str:

@@ -1,0 +1,242 @@
+"""Prompts with images, in the engine process: pixels in, the model's context filled.
+
+Herd renders the prompt itself (one image placeholder per image, in Llama 4's format); here
+each placeholder becomes mtmd's media marker, mtmd splits the prompt into text and image
+chunks, and the chunks are evaluated into the context, all but the prompt's last token.
+The sampling loop then goes on exactly as for a text prompt.
+
+Every position an image fills gets a stand-in id (negative, derived from the image's
+digest) in llama-cpp-python's token history, so the next turn's prompt, which repeats the
+conversation, reuses the cached prefix images included instead of encoding them again.
+
+Only ``llama_ext`` touches llama.cpp; this module imports it lazily (it runs only in the
+engine process).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core import vision
+from app.core.errors import HerdError
+
+__all__ = [
+    "ImageCounter",
+    "PreparedImage",
+    "count_images",
+    "evaluate_prompt",
+    "prefill",
+    "prepare_images",
+    "reuse_point",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedImage:
+    """An image ready for mtmd: upright RGB pixels and the file's sha256."""
+
+    digest: str
+    width: int
+    height: int
+    rgb: bytes
+
+    def as_tuple(self) -> tuple[str, int, int, bytes]:
+        """The form ``llama_ext.Projector.tokenize`` takes."""
+        return self.digest, self.width, self.height, self.rgb
+
+
+def prepare_images(paths: Sequence[str]) -> list[PreparedImage]:
+    """Check, decode and scale each image.
+
+    Raises:
+        ImageError: an image is missing, damaged, too large or not an image.
+    """
+    prepared = []
+    for path in paths:
+        img = vision.load_rgb(path)
+        digest = vision.file_digest(path)
+        prepared.append(PreparedImage(digest, img.width, img.height, img.tobytes()))
+    return prepared
+
+
+def placeholders_to_markers(prompt: str, placeholder: str, marker: str, n_images: int) -> str:
+    """Swap each image placeholder for mtmd's marker, after checking they pair up.
+
+    Raises:
+        HerdError: the prompt has more or fewer placeholders than there are images.
+    """
+    found = prompt.count(placeholder) if placeholder else 0
+    if found != n_images:
+        raise HerdError(
+            f"The prompt has {found} image placeholder(s) for {n_images} image(s).",
+            f"A message's text may not contain {placeholder!r} itself; remove it and retry.",
+        )
+    return prompt.replace(placeholder, marker)
+
+
+def reuse_point(cached: Sequence[int], chunks: Sequence[Any]) -> int:
+    """How many leading positions of the cache the new prompt can keep.
+
+    Never more than all but the prompt's last token (it is evaluated to get fresh logits),
+    and never part of an image: an image is kept whole or evaluated again.
+    """
+    full = [t for chunk in chunks for t in chunk.tokens]
+    limit = min(len(cached), len(full) - 1)
+    keep = 0
+    while keep < limit and cached[keep] == full[keep]:
+        keep += 1
+    start = 0
+    for chunk in chunks:
+        end = start + len(chunk.tokens)
+        if chunk.handle is not None and start < keep < end:
+            return start
+        if end >= keep:
+            break
+        start = end
+    return keep
+
+
+def prefill(llm: Any, projector: Any, chunks: Sequence[Any], should_stop: Any) -> list[int]:
+    """Evaluate all but the last token of ``chunks`` into ``llm``'s context.
+
+    Returns:
+        The whole prompt as ids (stand-ins for image positions); pass it to
+        ``llm.generate``, which finds all but the last token cached and evaluates that one.
+
+    Raises:
+        RuntimeError: evaluation failed, or Stop was pressed (``should_stop()`` is true).
+        HerdError: the prompt does not end with text, or does not fit the context.
+    """
+    if not chunks or chunks[-1].handle is not None or not chunks[-1].tokens:
+        raise HerdError("A prompt with images must end with text.", "Report this as a bug.")
+    full = [t for chunk in chunks for t in chunk.tokens]
+    if len(full) >= llm.n_ctx():
+        raise HerdError(
+            f"The conversation is {len(full)} tokens with its images; the context holds "
+            f"{llm.n_ctx()}.",
+            "Start a new chat, attach fewer or smaller images, or load the model with a "
+            "larger context.",
+        )
+    keep = reuse_point(llm.input_ids[: llm.n_tokens].tolist(), chunks)
+    if keep == 0 or not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+        keep = 0
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+    llm.n_tokens = keep
+    start = 0
+    for index, chunk in enumerate(chunks):
+        end = start + len(chunk.tokens)
+        last = index == len(chunks) - 1
+        if end <= keep:
+            start = end
+            continue
+        if should_stop():
+            raise RuntimeError("stopped")
+        if chunk.handle is None:
+            stop_at = end - 1 if last else end  # the prompt's last token is generate()'s
+            llm.eval(list(full[max(start, keep) : stop_at]))
+        else:
+            new_end = projector.eval_image(llm, chunk, llm.n_tokens)
+            if new_end != end:
+                raise RuntimeError(f"an image took {new_end - start} positions, not {end - start}")
+            llm.input_ids[start:end] = chunk.tokens
+            llm.n_tokens = end
+        start = end
+    return full
+
+
+class ImageCounter:
+    """Tokens per image, remembered per file version (the token meter asks often)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, int, int], int] = {}
+
+    def tokens(self, projector: Any, marker: str, path: str) -> int:
+        """Tokens ``path`` adds to a prompt, its begin/end markers included.
+
+        Raises:
+            ImageError: the image cannot be read.
+            ValueError: mtmd could not prepare it.
+        """
+        try:
+            stat = os.stat(path)
+        except OSError:
+            vision.check_image(Path(path))  # raises the clear message
+            raise
+        key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+        if key not in self._known:
+            (image,) = prepare_images([path])
+            with projector.tokenize(marker, [image.as_tuple()]) as chunks:
+                self._known[key] = sum(len(c.tokens) for c in chunks)
+        return self._known[key]
+
+
+def count_images(
+    llm: Any,
+    projector: Any,
+    counter: ImageCounter,
+    tokens: Sequence[int],
+    images: Sequence[str],
+    placeholder: str,
+) -> int:
+    """Tokens the images add to a prompt whose text tokens are ``tokens``.
+
+    Raises:
+        HerdError: the placeholders and images do not pair up, or an image is unusable.
+    """
+    from app.core.engine import llama_ext
+
+    ids = llm.tokenize(placeholder.encode("utf-8"), add_bos=False, special=True)
+    found = list(tokens).count(ids[0]) if len(ids) == 1 else -1
+    if found != len(images):
+        raise HerdError(
+            f"The text has {max(found, 0)} image placeholder(s) for {len(images)} image(s).",
+            f"A message's text may not contain {placeholder!r} itself.",
+        )
+    marker = llama_ext.media_marker()
+    try:
+        return sum(counter.tokens(projector, marker, path) for path in images)
+    except ValueError as exc:  # mtmd could not prepare an image
+        raise HerdError(f"The image could not be prepared: {exc}.") from None
+
+
+def evaluate_prompt(
+    llm: Any,
+    projector: Any,
+    prompt: str,
+    images: Sequence[str],
+    placeholder: str,
+    should_stop: Any,
+) -> tuple[list[int], int, int]:
+    """Read the images, tokenize the prompt with them, and evaluate it (see :func:`prefill`).
+
+    Returns:
+        ``(ids, image_tokens, positions_found_cached)``: the prompt's ids for
+        ``llm.generate``; how many of them the images add (their begin/end markers too,
+        as :func:`count_images` counts); how many were already in the cache.
+
+    Raises:
+        HerdError: an image cannot be read or prepared, or the prompt does not fit.
+        RuntimeError: evaluation failed or was stopped.
+    """
+    from app.core.engine import llama_ext
+
+    prepared = prepare_images(images)
+    text = placeholders_to_markers(prompt, placeholder, llama_ext.media_marker(), len(images))
+    bos = llm.token_bos()
+    bos_text = llama_ext.token_bytes(llm, bos, special=True).decode() if bos >= 0 else ""
+    add_bos = llama_ext.wants_bos(llm) and not (bos_text and text.startswith(bos_text))
+    llama_ext.enable_abort_check(llm, True)
+    try:
+        pixels = [p.as_tuple() for p in prepared]
+        with projector.tokenize(text, pixels, add_special=add_bos) as chunks:
+            cached = reuse_point(llm.input_ids[: llm.n_tokens].tolist(), chunks)
+            ids = prefill(llm, projector, chunks, should_stop)
+    except ValueError as exc:  # mtmd could not prepare an image
+        raise HerdError(f"The image could not be prepared: {exc}.") from None
+    n_text = len(llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
+    return ids, len(ids) - (n_text - len(images)), cached
