@@ -1,17 +1,33 @@
-"""Settings value objects: how to load a model and how to sample from it."""
+"""Settings value objects: how to load a model, how to sample from it, how Herd looks.
+
+Reading is forgiving: a missing, damaged or hand-edited file never stops Herd from
+starting. Unknown keys are ignored, a value of the wrong type falls back to its default
+and a number out of range is pulled into range (each with a log line).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
+from app.core.errors import HerdError
+
 logger = logging.getLogger(__name__)
+
+DEFAULT_PRESET_ID = "helpful"  # the built-in "Helpful assistant" (see app.core.chat.presets)
+FONT_SIZE_MIN = 8  # points; 0 means the platform's default size
+FONT_SIZE_MAX = 32
+
+
+class SettingsError(HerdError, ValueError):
+    """A setting outside the range Herd accepts."""
 
 
 class KVType(StrEnum):
@@ -27,6 +43,14 @@ class TemplateChoice(StrEnum):
 
     HERD = "herd"  # Herd's renderer of Meta's documented format (the default)
     MODEL = "model"  # the GGUF's own tokenizer.chat_template
+
+
+class Theme(StrEnum):
+    """The colour scheme; a ``str`` so it compares equal to, and saves as, its value."""
+
+    SYSTEM = "system"  # follow the operating system, also when it changes
+    LIGHT = "light"
+    DARK = "dark"
 
 
 def default_threads() -> int:
@@ -61,13 +85,86 @@ class LoadSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoadSettings:
-        """Inverse of to_dict; unknown keys are ignored."""
+        """Inverse of to_dict; unknown keys are ignored, unusable values give the default."""
         return _from_jsonable(cls, data)
 
 
 @dataclass(frozen=True, slots=True)
+class FieldRange:
+    """The accepted range of one numeric setting, and what it means in plain words."""
+
+    minimum: float
+    maximum: float
+    label: str
+    help: str
+
+
+# The single source of each sampling field's range; the settings dialog is built from it.
+SAMPLING_RANGES: dict[str, FieldRange] = {
+    "temperature": FieldRange(
+        0.0,
+        2.0,
+        "Temperature",
+        "How adventurous the wording is. Low values give focused, predictable answers; "
+        "high values give more varied, creative ones. 0 always picks the likeliest word.",
+    ),
+    "top_p": FieldRange(
+        0.0,
+        1.0,
+        "Top-p",
+        "Only consider the most likely words that together make up this share of the "
+        "probability. 1 turns the filter off; lower values keep replies on track.",
+    ),
+    "top_k": FieldRange(
+        0,
+        200,
+        "Top-k",
+        "Only consider this many of the most likely next words. 0 turns the filter off.",
+    ),
+    "min_p": FieldRange(
+        0.0,
+        1.0,
+        "Min-p",
+        "Drop words that are much less likely than the best one: a word needs at least this "
+        "fraction of the top word's probability. 0 turns the filter off.",
+    ),
+    "repeat_penalty": FieldRange(
+        1.0,
+        2.0,
+        "Repeat penalty",
+        "Discourage repeating recent words. 1 means no penalty; Llama 4 rarely needs more "
+        "than 1.1.",
+    ),
+    "max_tokens": FieldRange(
+        1,
+        32768,
+        "Max reply length",
+        "The longest reply, in tokens (about three quarters of a word each). The reply "
+        "stops here even mid-sentence.",
+    ),
+    "seed": FieldRange(
+        -1,
+        2**31 - 1,
+        "Seed",
+        "The starting point of the random choices. The same seed, prompt and settings give "
+        "the same reply again; -1 picks a new random seed each time.",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingSettings:
-    """How tokens are drawn. Defaults follow Meta's Llama 4 generation config."""
+    """How tokens are drawn. Defaults follow Meta's Llama 4 generation config.
+
+    Attributes:
+        temperature: 0 to 2; 0 is greedy (always the likeliest token).
+        top_p: 0 to 1; 1 turns nucleus sampling off.
+        top_k: 0 to 200; 0 turns top-k off.
+        min_p: 0 to 1; 0 turns min-p off.
+        repeat_penalty: 1 to 2; 1 is no penalty.
+        max_tokens: 1 to 32768 tokens per reply.
+        seed: -1 for a new random seed each time, else 0 to 2**31 - 1.
+    """
 
     temperature: float = 0.6
     top_p: float = 0.9
@@ -83,8 +180,50 @@ class SamplingSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplingSettings:
-        """Inverse of to_dict; unknown keys are ignored."""
+        """Inverse of to_dict; unknown keys are ignored, unusable values give the default.
+
+        Ranges are not enforced here (the engine takes what it is sent); see :meth:`clamped`.
+        """
         return _from_jsonable(cls, data)
+
+    def problems(self) -> list[str]:
+        """One plain sentence per field outside its range; empty when all are fine."""
+        out = []
+        for name, spec in SAMPLING_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, float) and math.isnan(value):
+                out.append(f"{spec.label} is not a number.")
+            elif not spec.minimum <= value <= spec.maximum:
+                out.append(
+                    f"{spec.label} is {value:g}; it must be between "
+                    f"{spec.minimum:g} and {spec.maximum:g}."
+                )
+        return out
+
+    def validate(self) -> SamplingSettings:
+        """Return self when every field is in range.
+
+        Raises:
+            SettingsError: naming each field that is out of range.
+        """
+        problems = self.problems()
+        if problems:
+            raise SettingsError(" ".join(problems), "Reset the sampling settings to defaults.")
+        return self
+
+    def clamped(self) -> SamplingSettings:
+        """A copy with every field pulled into its range (NaN gives the default)."""
+        changes: dict[str, Any] = {}
+        for name, spec in SAMPLING_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, float) and math.isnan(value):
+                fixed: float = _default_of(SamplingSettings, name)
+            else:
+                fixed = min(max(value, spec.minimum), spec.maximum)
+            if fixed != value:
+                is_int = isinstance(_default_of(SamplingSettings, name), int)
+                changes[name] = int(fixed) if is_int else float(fixed)
+        return dataclasses.replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +233,44 @@ class Settings:
     load: LoadSettings = field(default_factory=LoadSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     last_model: str = ""
-    theme: str = "system"
-    font_size: int = 0  # 0: the platform's default
+    theme: Theme = Theme.SYSTEM
+    font_size: int = 0  # 0: the platform's default; else FONT_SIZE_MIN to FONT_SIZE_MAX points
+    default_preset_id: str = DEFAULT_PRESET_ID  # system prompt preset for new chats
+
+    def __post_init__(self) -> None:
+        # Callers that still pass a plain string ("dark") get the enum.
+        if not isinstance(self.theme, Theme):
+            object.__setattr__(self, "theme", _theme_or_default(self.theme))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Settings:
+        """Settings from parsed JSON; anything unusable gives that field's default."""
+        if not isinstance(data, dict):
+            logger.warning("ignoring settings that are not a JSON object: %r", type(data))
+            return cls()
+        load, sampling = data.get("load", {}), data.get("sampling", {})
+        return cls(
+            load=LoadSettings.from_dict(load if isinstance(load, dict) else {}),
+            sampling=_clamped(
+                SamplingSettings.from_dict(sampling if isinstance(sampling, dict) else {})
+            ),
+            last_model=_coerce(data, "last_model", ""),
+            theme=_theme_or_default(data.get("theme", Theme.SYSTEM)),
+            font_size=clamp_font_size(_coerce(data, "font_size", 0)),
+            default_preset_id=_coerce(data, "default_preset_id", DEFAULT_PRESET_ID)
+            or DEFAULT_PRESET_ID,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "load": self.load.to_dict(),
+            "sampling": self.sampling.to_dict(),
+            "last_model": self.last_model,
+            "theme": self.theme.value,
+            "font_size": self.font_size,
+            "default_preset_id": self.default_preset_id,
+        }
 
     @classmethod
     def load_from(cls, path: Path) -> Settings:
@@ -107,27 +282,76 @@ class Settings:
         except (OSError, ValueError) as exc:
             logger.warning("ignoring unreadable settings file %s: %s", path, exc)
             return cls()
-        return cls(
-            load=LoadSettings.from_dict(data.get("load", {})),
-            sampling=SamplingSettings.from_dict(data.get("sampling", {})),
-            last_model=str(data.get("last_model", "")),
-            theme=str(data.get("theme", "system")),
-            font_size=int(data.get("font_size", 0)),
-        )
+        return cls.from_dict(data)
 
     def save_to(self, path: Path) -> None:
-        """Write settings atomically."""
+        """Write settings atomically (a temporary file, then a rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        data = {
-            "load": self.load.to_dict(),
-            "sampling": self.sampling.to_dict(),
-            "last_model": self.last_model,
-            "theme": self.theme,
-            "font_size": self.font_size,
-        }
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
         os.replace(tmp, path)
+
+
+def _clamped(sampling: SamplingSettings) -> SamplingSettings:
+    clamped = sampling.clamped()
+    if clamped != sampling:
+        logger.warning("sampling settings out of range were clamped: %s", clamped)
+    return clamped
+
+
+def clamp_font_size(size: int) -> int:
+    """0 (the platform's size) stays 0; anything else is pulled into the accepted range."""
+    if size <= 0:
+        return 0
+    return min(max(size, FONT_SIZE_MIN), FONT_SIZE_MAX)
+
+
+def _theme_or_default(value: Any) -> Theme:
+    try:
+        return Theme(str(value).lower())
+    except ValueError:
+        logger.warning("unknown theme %r; following the system", value)
+        return Theme.SYSTEM
+
+
+def _default_of(cls: type, name: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _coerce(data: dict[str, Any], name: str, default: Any) -> Any:
+    """``data[name]`` converted to the type of ``default``, or ``default`` if it cannot be."""
+    if name not in data:
+        return default
+    value = data[name]
+    try:
+        if isinstance(default, Enum):
+            return type(default)(value)
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+        elif isinstance(default, int):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError(value)
+                return int(value)
+        elif isinstance(default, float):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        elif isinstance(default, str):
+            if isinstance(value, str):
+                return value
+        elif isinstance(default, tuple):
+            if isinstance(value, list | tuple):
+                return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        else:
+            return value
+    except (TypeError, ValueError):
+        pass
+    logger.warning("ignoring setting %s=%r; using %r", name, value, default)
+    return default
 
 
 def _to_jsonable(obj: Any) -> dict[str, Any]:
@@ -145,13 +369,6 @@ def _to_jsonable(obj: Any) -> dict[str, Any]:
 def _from_jsonable(cls: type, data: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if isinstance(default, Enum):
-            value = type(default)(value)
-        elif isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        kwargs[f.name] = value
+        if f.name in data:
+            kwargs[f.name] = _coerce(data, f.name, _default_of(cls, f.name))
     return cls(**kwargs)

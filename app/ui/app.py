@@ -14,6 +14,7 @@ from app.core.demo import demo_model_path
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.ui.main_window import MainWindow
+from app.ui.theme import apply_appearance
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def run_app(paths: AppPaths, settings: Settings, model: Path | None) -> int:
     app.setDesktopFileName("herd")
     if STYLESHEET.is_file():
         app.setStyleSheet(STYLESHEET.read_text(encoding="utf-8"))
+    apply_appearance(app, settings.theme, settings.font_size)
 
     window = MainWindow(paths, settings)
     window.bridge.start()
