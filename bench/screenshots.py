@@ -3,7 +3,8 @@
     .venv/bin/python bench/screenshots.py [OUT_DIR] [--model GGUF] [--prompt TEXT]
 
 Loads the demo model (SmolLM2-135M-Instruct) unless --model is given, and saves
-``empty.png``, ``chat.png``, ``crash_banner.png`` and ``crash_details.png``, each also as
+``empty.png``, ``code_and_table.png``, ``chat.png``, ``crash_banner.png`` and
+``crash_details.png``, each also as
 ``*-dark.png``, into OUT_DIR (default: ``screenshots/`` at the repo root).
 """
 
@@ -33,7 +34,52 @@ from app.ui.theme import dark_palette  # noqa: E402
 PROMPT = "Give me three short tips for writing clear Python code, as a bulleted list."
 CRASH_PROMPT = "Write a long story about a dragon who learns to bake bread."
 
+# A conversation written beforehand, so the screenshot shows code and a table whatever the
+# demo model says (the transcript is rendered from the store exactly as after a restart).
+CODE_QUESTION = "How do I read a CSV file and sort it by a column in Python?"
+CODE_REPLY = """Use the standard library's `csv` module, then `sorted` with a key:
 
+```python
+import csv
+
+with open("herd.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+
+by_weight = sorted(rows, key=lambda row: float(row["weight_kg"]), reverse=True)
+for row in by_weight[:3]:
+    print(row["name"], row["weight_kg"])
+```
+
+For a file like this one:
+
+| name   | species | weight_kg |
+|--------|---------|-----------|
+| Dolly  | llama   | 180       |
+| Pablo  | alpaca  | 65        |
+| Kuzco  | llama   | 150       |
+
+the loop prints **Dolly**, **Kuzco**, then **Pablo**. For big files, `pandas.read_csv`
+followed by `sort_values("weight_kg")` is faster.
+"""
+OTHER_CHATS = ("Plan a 3-day trip to Lisbon", "Explain mixture-of-experts simply")
+
+
+def seed_history(paths: AppPaths) -> int:
+    """A few saved chats; returns the id of the one with code and a table."""
+    from app.core.chat.messages import ChatMessage, Role
+    from app.core.chat.store import ChatStore
+    from app.core.chat.store_schema import ReplyStats
+
+    with ChatStore(paths.chats_db) as store:
+        for title in OTHER_CHATS:
+            other = store.create_conversation(title)
+            store.add_message(other.id, ChatMessage(Role.USER, title))
+        chat = store.create_conversation("Sorting a CSV in Python")
+        store.add_message(chat.id, ChatMessage(Role.USER, CODE_QUESTION))
+        store.add_message(
+            chat.id, ChatMessage(Role.ASSISTANT, CODE_REPLY), stats=ReplyStats(41.7, 38, 212)
+        )
+        return chat.id
 
 
 def wait_for(signal, timeout_s: float) -> bool:  # noqa: ANN001
@@ -70,6 +116,7 @@ def shoot(window: MainWindow, out: Path, name: str, suffix: str) -> None:
 def run_theme(app: QApplication, model: Path, out: Path, suffix: str, prompt: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = AppPaths.under(Path(tmp)).ensure()
+        code_chat = seed_history(paths)
         base = Settings()
         settings = dataclasses.replace(
             base,
@@ -83,6 +130,10 @@ def run_theme(app: QApplication, model: Path, out: Path, suffix: str, prompt: st
             if not wait_for(window.bridge.loaded, 60):
                 raise SystemExit("the model did not load")
             shoot(window, out, "empty", suffix)
+
+            window.conversations.open(code_chat)
+            shoot(window, out, "code_and_table", suffix)
+            window.conversations.new_chat()
 
             window.send_message(prompt)
             if not wait_for(window.bridge.reply_finished, 120):

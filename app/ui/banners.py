@@ -1,8 +1,8 @@
-"""Strips above the conversation: the engine-crash banner and the chat-template notice."""
+"""Strips above the conversation: engine crash, chat-template notice, undo."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QFrame,
@@ -131,3 +131,58 @@ class TemplateNotice(QFrame):
     def _on_switch_button_clicked(self) -> None:
         self.hide()
         self.template_choice_requested.emit(self._target)
+
+
+UNDO_SHOWN_MS = 12_000
+
+
+class UndoBanner(QFrame):
+    """A quiet strip saying what was just removed, with Undo; it hides by itself."""
+
+    undo_requested = Signal()
+    dismissed = Signal()  # it timed out or was closed: the change stands
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("undoBanner")
+        self.setStyleSheet(
+            "#undoBanner { background: palette(alternate-base);"
+            " border-bottom: 1px solid palette(mid); }"
+        )
+        row = QHBoxLayout(self)
+        row.setContentsMargins(16, 6, 16, 6)
+        self.message_label = QLabel(self)
+        row.addWidget(self.message_label, 1)
+        self.undo_button = QPushButton("Undo", self)
+        self.undo_button.setToolTip("Bring it back")
+        self.undo_button.clicked.connect(self.undo_requested)
+        row.addWidget(self.undo_button)
+        self.close_button = QToolButton(self)
+        self.close_button.setText("✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.clicked.connect(self._on_close_button_clicked)
+        row.addWidget(self.close_button)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(UNDO_SHOWN_MS)
+        self._timer.timeout.connect(self._on_close_button_clicked)
+        self.hide()
+
+    def offer(self, text: str) -> None:
+        """Say what happened and offer Undo for a few seconds."""
+        self.message_label.setText(text)
+        self.show()
+        self._timer.start()
+
+    def withdraw(self) -> None:
+        """Hide without saying the change stands (Undo was used)."""
+        self._timer.stop()
+        self.hide()
+
+    @Slot()
+    def _on_close_button_clicked(self) -> None:
+        self._timer.stop()
+        if self.isVisible():
+            self.hide()
+            self.dismissed.emit()

@@ -47,8 +47,9 @@ class _JobEnded:
 class _Counted:
     """Posted by a draft count."""
 
-    def __init__(self, n_tokens: int) -> None:
+    def __init__(self, n_tokens: int, n_draft: int) -> None:
         self.n_tokens = n_tokens
+        self.n_draft = n_draft
 
 
 class _Fitted:
@@ -73,7 +74,7 @@ class EngineBridge(QObject):
     busy_changed = Signal(bool)
     prompt_fitted = Signal(object)  # Fitted: what is sent, what was dropped, prompt tokens
     tokens_streamed = Signal(int)  # tokens generated so far in the running reply
-    draft_counted = Signal(int)  # tokens of the conversation plus the draft
+    draft_counted = Signal(int, int)  # tokens of the conversation plus the draft; the draft
 
     # job id, event: emitted on job threads, delivered (queued) on the GUI thread
     _event_posted = Signal(int, object)
@@ -95,7 +96,7 @@ class EngineBridge(QObject):
         self._pending_text: list[str] = []
         self._streamed = 0  # tokens of the running reply, counted on the job thread
         self._count_thread: threading.Thread | None = None
-        self._count_again: list[ChatMessage] | None = None
+        self._count_again: tuple[list[ChatMessage], str] | None = None
         self._text_lock = threading.Lock()
         self._closed = False
         self._flush_timer = QTimer(self)
@@ -157,8 +158,12 @@ class EngineBridge(QObject):
         messages: Sequence[ChatMessage],
         sampling: SamplingSettings,
         policy: OverflowPolicy = OverflowPolicy.STOP,
+        pinned: frozenset[int] = frozenset(),
     ) -> None:
-        """Generate the assistant's reply to ``messages``, fitted into the context by ``policy``."""
+        """Generate the assistant's reply to ``messages``, fitted into the context by ``policy``.
+
+        ``pinned`` are indices of messages never left out (the system prompt, pins).
+        """
         history = list(messages)
         client = self._client
 
@@ -174,6 +179,7 @@ class EngineBridge(QObject):
                     n_ctx=facts.n_ctx,
                     reserve=reply_reserve(sampling.max_tokens, facts.n_ctx),
                     policy=policy,
+                    pinned=pinned,
                 )
             except HerdError as exc:
                 yield ev.Failed(exc.user_message, exc.hint)
@@ -183,21 +189,26 @@ class EngineBridge(QObject):
 
         self._start_job("chat", job)
 
-    def count_draft(self, messages: Sequence[ChatMessage]) -> None:
-        """Count ``messages`` in the background (skipped while the engine is busy)."""
+    def count_draft(self, messages: Sequence[ChatMessage], draft: str = "") -> None:
+        """Count ``messages`` and the ``draft`` text alone, in the background.
+
+        Skipped while the engine is busy; a request made while a count runs replaces any
+        other waiting one.
+        """
         if self._closed or self.busy or self._client.facts is None:
             return
         if self._count_thread is not None and self._count_thread.is_alive():
-            self._count_again = list(messages)
+            self._count_again = (list(messages), draft)
             return
         history = list(messages)
 
         def run() -> None:
             try:
-                n = self._client.count_tokens(messages=history)
+                n = self._client.count_tokens(messages=history) if history else 0
+                n_draft = self._client.count_tokens(text=draft) if draft else 0
             except (HerdError, OSError):
                 return
-            self._event_posted.emit(0, _Counted(n))
+            self._event_posted.emit(0, _Counted(n, n_draft))
 
         self._count_thread = threading.Thread(target=run, name="herd-count", daemon=True)
         self._count_thread.start()
@@ -291,10 +302,10 @@ class EngineBridge(QObject):
         if self._closed:
             return
         if isinstance(event, _Counted):
-            self.draft_counted.emit(event.n_tokens)
+            self.draft_counted.emit(event.n_tokens, event.n_draft)
             again, self._count_again = self._count_again, None
             if again is not None:
-                QTimer.singleShot(0, lambda: self.count_draft(again))
+                QTimer.singleShot(0, lambda: self.count_draft(*again))
             return
         if isinstance(event, _Fitted):
             with self._text_lock:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QMimeData, Qt, Signal, Slot
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QPlainTextEdit, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.paths import AppPaths
+from app.ui.image_panel import ImagePanel, image_paths_from_mime
 
 MIN_LINES = 2
 MAX_LINES = 8
@@ -20,6 +31,18 @@ class PromptEdit(QPlainTextEdit):
 
     submit_requested = Signal()
     stop_requested = Signal()
+    media_pasted = Signal(QMimeData)  # an image or image files pasted into the editor
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:  # noqa: N802 - Qt override
+        """Images can be pasted too (they go to the image panel)."""
+        return source.hasImage() or source.hasUrls() or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:  # noqa: N802 - Qt override
+        """Paste text as text; an image, or files, go to the image panel."""
+        if source.hasImage() or image_paths_from_mime(source):
+            self.media_pasted.emit(source)
+            return
+        super().insertFromMimeData(source)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
         """Enter sends, Shift+Enter inserts a newline, Esc stops a reply."""
@@ -44,20 +67,29 @@ class Composer(QFrame):
     send_requested = Signal(str)
     stop_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, paths: AppPaths | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("composer")
         self._ready = False
         self._loading = False
         self._generating = False
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(16, 10, 16, 12)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(16, 10, 16, 12)
+        outer.setSpacing(8)
+        self.image_panel: ImagePanel | None = None
+        if paths is not None:
+            self.image_panel = ImagePanel(paths, self)
+            self.image_panel.images_changed.connect(self._on_image_panel_images_changed)
+            outer.addWidget(self.image_panel)
+        layout = QHBoxLayout()
         layout.setSpacing(10)
+        outer.addLayout(layout)
         self.editor = PromptEdit(self)
         self.editor.setObjectName("promptEdit")
         self.editor.setTabChangesFocus(True)
         self.editor.submit_requested.connect(self._on_editor_submit_requested)
         self.editor.stop_requested.connect(self._on_editor_stop_requested)
+        self.editor.media_pasted.connect(self._on_editor_media_pasted)
         self.editor.textChanged.connect(self._on_editor_text_changed)
         layout.addWidget(self.editor, 1)
         self.button = QPushButton("Send", self)
@@ -66,7 +98,17 @@ class Composer(QFrame):
         self.button.setAutoDefault(False)
         self.button.setMinimumWidth(84)
         self.button.clicked.connect(self._on_button_clicked)
-        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignBottom)
+        side = QVBoxLayout()
+        side.setSpacing(4)
+        side.addStretch(1)
+        self.token_label = QLabel(self)
+        self.token_label.setObjectName("draftTokens")
+        self.token_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.token_label.setStyleSheet("color: palette(placeholder-text); font-size: 8.5pt;")
+        self.token_label.setToolTip("Tokens in your message as the model will read it")
+        side.addWidget(self.token_label)
+        side.addWidget(self.button)
+        layout.addLayout(side)
         self._fit_height()
         self._refresh()
 
@@ -75,6 +117,11 @@ class Composer(QFrame):
     def text(self) -> str:
         """What is written now."""
         return self.editor.toPlainText()
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        """Paths of the images attached to the draft."""
+        return self.image_panel.images if self.image_panel is not None else ()
 
     @property
     def generating(self) -> bool:
@@ -93,8 +140,15 @@ class Composer(QFrame):
         self._refresh()
 
     def clear(self) -> None:
-        """Empty the editor."""
+        """Empty the editor and the attached images."""
         self.editor.clear()
+        if self.image_panel is not None:
+            self.image_panel.clear()
+
+    def set_draft_tokens(self, n_tokens: int | None) -> None:
+        """Show how many tokens the draft is (None or 0 with no draft: nothing)."""
+        draft = bool(self.text.strip())
+        self.token_label.setText(f"{n_tokens:,} tokens" if n_tokens and draft else "")
 
     # -- slots -----------------------------------------------------------------------
     @Slot()
@@ -102,10 +156,22 @@ class Composer(QFrame):
         if self._generating or not self._ready:
             return
         text = self.text
-        if not text.strip():
+        if not text.strip() and not self.images:
             return
-        self.editor.clear()
         self.send_requested.emit(text)
+
+    @Slot(QMimeData)
+    def _on_editor_media_pasted(self, mime: QMimeData) -> None:
+        if self.image_panel is None:
+            return
+        if mime.hasImage():
+            self.image_panel.paste_from_clipboard()
+        else:
+            self.image_panel.add_paths(image_paths_from_mime(mime))
+
+    @Slot(list)
+    def _on_image_panel_images_changed(self, _paths: list) -> None:
+        self._refresh()
 
     @Slot()
     def _on_editor_stop_requested(self) -> None:
@@ -122,6 +188,8 @@ class Composer(QFrame):
 
     @Slot()
     def _on_editor_text_changed(self) -> None:
+        if not self.text.strip():
+            self.token_label.setText("")
         self._fit_height()
         self._refresh()
 
@@ -135,7 +203,7 @@ class Composer(QFrame):
         else:
             self.button.setText("Send")
             self.button.setToolTip("Send (Enter)")
-            self.button.setEnabled(self._ready and bool(self.text.strip()))
+            self.button.setEnabled(self._ready and bool(self.text.strip() or self.images))
             hint = HINT_READY if self._ready else HINT_LOADING if self._loading else HINT_NO_MODEL
         self.editor.setPlaceholderText(hint)
 

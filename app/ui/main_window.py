@@ -1,44 +1,71 @@
-"""MainWindow: model bar, crash banner, conversation, composer and status bar."""
+"""MainWindow: sidebar of chats, model bar, banners, transcript, composer and status bar.
+
+The window builds the widgets and owns the model's life (load, plan, unload, crash). The
+conversation flow (send, stream, save, regenerate, edit, delete, export) lives in
+:class:`~app.ui.conversations.ConversationController`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
+import re
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Slot
-from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (
-    QLabel,
-    QMainWindow,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from app.core import events as ev
 from app.core.chat.budget import Fitted
 from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.presets import PresetStore
+from app.core.chat.session import ChatSession
+from app.core.chat.store import ChatStore
+from app.core.chat.store_schema import StoreError
 from app.core.errors import HerdError
-from app.core.gguf import read_gguf
-from app.core.hardware import merge_engine_devices, probe_hardware
 from app.core.paths import AppPaths
-from app.core.planner import Wishes
-from app.core.settings import LoadSettings, Settings, TemplateChoice
-from app.ui.banners import CrashBanner, TemplateNotice
+from app.core.settings import Settings
+from app.ui.banners import CrashBanner, TemplateNotice, UndoBanner
 from app.ui.bridge import EngineBridge
+from app.ui.chat_header import ChatHeader, SystemPromptDialog
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
+from app.ui.conversations import ConversationController
 from app.ui.model_bar import ModelBar
+from app.ui.model_controller import ModelController
 from app.ui.offload_panel import OffloadDialog
+from app.ui.settings_dialog import SettingsDialog
+from app.ui.sidebar import ConversationSidebar
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SIZE = (1000, 720)
+DEFAULT_SIZE = (1180, 760)
 DRAFT_COUNT_DELAY_MS = 250  # count the draft's tokens once typing pauses
+GEOMETRY_KEY = "window_geometry"
+LIBRARY_KEY = "opened_models"
+_LATER_PART = re.compile(r"-(?!00001)\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)
+
+
+def open_store(paths: AppPaths) -> tuple[ChatStore, str]:
+    """The chat history; a damaged file is set aside (kept, not deleted) and a new one begun."""
+    try:
+        return ChatStore(paths.chats_db), ""
+    except StoreError as exc:
+        aside = paths.chats_db.with_name(f"{paths.chats_db.name}.damaged-{int(time.time())}")
+        logger.error("chat history unreadable (%s); moving it to %s", exc.user_message, aside)
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{paths.chats_db}{suffix}")
+            if source.exists():
+                source.rename(Path(f"{aside}{suffix}"))
+        note = f"{exc.user_message} It was kept as {aside.name}; Herd started a new history."
+        return ChatStore(paths.chats_db), note
+
 
 class MainWindow(QMainWindow):
-    """Herd's window: one conversation with the loaded model."""
+    """Herd's window."""
 
     def __init__(
         self,
@@ -49,35 +76,95 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self._paths = paths
         self._settings = settings
-        self._history: list[ChatMessage] = []
-        self._model_path: Path | None = None
-        self.offload_dialog: OffloadDialog | None = None
+        self._closed = False
         self.setWindowTitle("Herd")
         self.resize(*DEFAULT_SIZE)
+        self.setAcceptDrops(True)
         self.bridge = bridge if bridge is not None else EngineBridge(paths, self)
+        self.store, store_note = open_store(paths)
+        self.presets = PresetStore(paths.config / "presets.json")
 
         last = Path(settings.last_model).parent if settings.last_model else paths.models
+        self.sidebar = ConversationSidebar(self)
         self.model_bar = ModelBar(last, self)
         self.banner = CrashBanner(self)
         self.template_notice = TemplateNotice(self)
+        self.undo_banner = UndoBanner(self)
+        self.chat_header = ChatHeader(self)
         self.chat_view = ChatView(self)
-        self.composer = Composer(self)
+        self.composer = Composer(self, paths=paths)
+        self._build_layout()
+        self._build_status_bar()
+        self.conversations = ConversationController(
+            ChatSession(self.store),
+            paths=paths,
+            bridge=self.bridge,
+            sidebar=self.sidebar,
+            chat_view=self.chat_view,
+            composer=self.composer,
+            meter=self.context_meter,
+            undo_banner=self.undo_banner,
+            sampling=lambda: self._settings.sampling,
+            system_prompt=self.system_prompt,
+            parent=self,
+        )
+        self.models = ModelController(
+            self,
+            bridge=self.bridge,
+            model_bar=self.model_bar,
+            crash_banner=self.banner,
+            template_notice=self.template_notice,
+            composer=self.composer,
+            chat_view=self.chat_view,
+            meter=self.context_meter,
+            model_status=self.model_status,
+            settings=lambda: self._settings,
+        )
+        self.models.settings_changed.connect(self.apply_settings)
+        self.models.model_ready.connect(self._on_models_model_ready)
+        self.models.model_gone.connect(self._on_models_model_gone)
+        self._build_menus()
+        self._draft_timer = QTimer(self)
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(DRAFT_COUNT_DELAY_MS)
+        self._draft_timer.timeout.connect(self._on_draft_timer_timeout)
+        self._connect()
+        self.models.show_no_model()
+        self._on_models_model_gone()
+        self.model_bar.set_library(self._library_files())
+        self.conversations.clean_up()
+        self.conversations.restore()
+        self._restore_geometry()
+        if store_note:
+            self.statusBar().showMessage(store_note, 20_000)
+        self.composer.editor.setFocus()
+
+    # -- building --------------------------------------------------------------------
+    def _build_layout(self) -> None:
         central = QWidget(self)
-        column = QVBoxLayout(central)
-        column.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.sidebar)
+        column = QVBoxLayout()
         column.setSpacing(0)
         for widget in (
             self.model_bar,
             self.banner,
             self.template_notice,
+            self.undo_banner,
+            self.chat_header,
             self.chat_view,
             self.composer,
         ):
             column.addWidget(widget)
         column.setStretchFactor(self.chat_view, 1)
+        row.addLayout(column, 1)
         self.setCentralWidget(central)
 
+    def _build_status_bar(self) -> None:
         self.model_status = QLabel(self)
         self.reply_status = QLabel(self)
         self.statusBar().setStyleSheet(
@@ -88,38 +175,59 @@ class MainWindow(QMainWindow):
         self.context_meter = ContextMeter(self)
         self.statusBar().addPermanentWidget(self.context_meter)
         self._prompt_tokens = 0
-        self._draft_timer = QTimer(self)
-        self._draft_timer.setSingleShot(True)
-        self._draft_timer.setInterval(DRAFT_COUNT_DELAY_MS)
-        self._draft_timer.timeout.connect(self._on_draft_timer_timeout)
-        self._show_no_model()
 
-        self.model_bar.load_requested.connect(self._on_model_bar_load_requested)
-        self.model_bar.unload_requested.connect(self._on_model_bar_unload_requested)
-        self.model_bar.cancel_requested.connect(self._on_model_bar_cancel_requested)
-        self.model_bar.plan_requested.connect(self._on_model_bar_plan_requested)
-        self.banner.reload_requested.connect(self._on_banner_reload_requested)
-        self.template_notice.template_choice_requested.connect(
-            self._on_template_notice_template_choice_requested
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        chat = bar.addMenu("&Chat")
+        self._action(chat, "&New chat", self.conversations.new_chat, QKeySequence.StandardKey.New)
+        self._action(chat, "&Search chats", self.sidebar.focus_search, "Ctrl+K")
+        chat.addSeparator()
+        self._action(chat, "Export as &Markdown…", lambda: self._export("md"), "Ctrl+Shift+E")
+        self._action(chat, "Export as &JSON…", lambda: self._export("json"))
+        chat.addSeparator()
+        self._action(chat, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        model = bar.addMenu("&Model")
+        self._action(model, "&Open model file…", self.model_bar.ask_for_file, "Ctrl+O")
+        self._action(model, "Offload && &Context…", self.models.open_plan)
+        self._action(model, "&Unload", self.bridge.unload)
+        settings = bar.addMenu("&Settings")
+        self._action(settings, "&Preferences…", self.open_settings, "Ctrl+,")
+        self._action(settings, "System prompt for this chat…", self.open_system_prompt)
+        stop = QAction("Stop reply", self)
+        stop.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        stop.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        stop.triggered.connect(self._on_composer_stop_requested)
+        stop.setEnabled(False)  # Esc stays free for dialogs and the inline editor otherwise
+        self.bridge.busy_changed.connect(lambda _busy: stop.setEnabled(self.bridge.generating))
+        self.addAction(stop)
+
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:  # noqa: ANN001
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        return action
+
+    def _connect(self) -> None:
+        self.model_bar.library_changed.connect(self._on_model_bar_library_changed)
+        self.chat_header.system_prompt_requested.connect(
+            self._on_chat_header_system_prompt_requested
         )
+        self.conversations.conversation_changed.connect(
+            self._on_conversations_conversation_changed
+        )
+        if self.composer.image_panel is not None:
+            self.composer.image_panel.image_rejected.connect(self._on_image_panel_image_rejected)
         self.composer.send_requested.connect(self._on_composer_send_requested)
         self.composer.stop_requested.connect(self._on_composer_stop_requested)
+        self.composer.editor.textChanged.connect(self._draft_timer.start)
         b = self.bridge
-        b.load_progress.connect(self._on_bridge_load_progress)
-        b.loaded.connect(self._on_bridge_loaded)
-        b.load_failed.connect(self._on_bridge_load_failed)
-        b.load_cancelled.connect(self._on_bridge_load_cancelled)
-        b.unloaded.connect(self._on_bridge_unloaded)
-        b.token_batch.connect(self._on_bridge_token_batch)
         b.reply_finished.connect(self._on_bridge_reply_finished)
-        b.reply_failed.connect(self._on_bridge_reply_failed)
-        b.engine_crashed.connect(self._on_bridge_engine_crashed)
         b.prompt_fitted.connect(self._on_bridge_prompt_fitted)
         b.tokens_streamed.connect(self._on_bridge_tokens_streamed)
         b.draft_counted.connect(self._on_bridge_draft_counted)
-        self.composer.editor.textChanged.connect(self._draft_timer.start)
-        self.composer.editor.setFocus()
 
+    # -- public ----------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
         """The settings, with the last loaded model remembered."""
@@ -129,93 +237,144 @@ class MainWindow(QMainWindow):
         """Use new settings from the next load or reply on."""
         self._settings = settings
 
+    def system_prompt(self) -> str:
+        """The system prompt a new conversation starts with (the default preset's)."""
+        return self.presets.text_for(self._settings.default_preset_id)
+
+    def open_settings(self) -> SettingsDialog:
+        """Open the Settings dialog (sampling, system prompts, appearance)."""
+        dialog = SettingsDialog(self._settings, self.presets, self)
+        dialog.settings_applied.connect(self.apply_settings)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def open_system_prompt(self) -> SystemPromptDialog:
+        """Edit the open conversation's own system prompt."""
+        conversation = self.conversations.session.conversation
+        current = conversation.system_prompt if conversation else self.system_prompt()
+        dialog = SystemPromptDialog(current, self.presets, self)
+        dialog.accepted.connect(lambda: self.conversations.set_system_prompt(dialog.text))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
     @property
     def history(self) -> list[ChatMessage]:
-        """The conversation as the model sees it."""
-        return list(self._history)
+        """The open conversation as the model sees it (without the system prompt)."""
+        messages, _ = self.conversations.session.prompt()
+        return [m for m in messages if m.role is not Role.SYSTEM]
 
     def load_model(self, path: str | Path) -> None:
         """Load a model file (stopping a reply that is being written)."""
-        self._model_path = Path(path)
-        self.model_bar.plan_button.setEnabled(True)
-        self.banner.hide()
-        self.template_notice.hide()
-        self.model_bar.show_loading(self._model_path)
-        self.composer.set_ready(False, loading=True)
-        self.model_status.setText(f"Loading {self._model_path.name}…")
-        self.bridge.load(self._model_path, self._settings.load)
+        self.models.load(path)
 
-    def send_message(self, text: str) -> None:
-        """Send ``text`` as the person's next message."""
-        self._history.append(ChatMessage(Role.USER, text))
-        self.chat_view.add_user_message(text)
-        self.chat_view.begin_reply()
-        self.composer.set_generating(True)
-        self.bridge.send(self._history, self._settings.sampling, self.context_meter.policy)
+    @property
+    def offload_dialog(self) -> OffloadDialog | None:
+        """The Offload & Context dialog, once opened."""
+        return self.models.offload_dialog
+
+    def send_message(self, text: str, images: tuple[str, ...] = ()) -> bool:
+        """Send ``text`` (and image refs or paths) as the person's next message."""
+        return self.conversations.send(text, images)
 
     def shutdown(self) -> None:
-        """Stop every job and the engine (joined). Safe to call twice."""
+        """Stop every job and the engine (joined), save the window. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         self.bridge.shutdown()
+        if self.conversations.session.replying:
+            self.conversations.session.interrupt_reply()
+        try:
+            self.store.set_state(GEOMETRY_KEY, bytes(self.saveGeometry().toBase64()).decode())
+        except HerdError as exc:
+            logger.warning("could not save the window's geometry: %s", exc.user_message)
+        self.store.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         """Closing the window ends every job and the engine."""
         self.shutdown()
         super().closeEvent(event)
 
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        """Accept dragged files: a .gguf model, or images for the message."""
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        """A dropped .gguf joins the library and is loaded; other files are attached."""
+        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        models = [f for f in files if f.lower().endswith(".gguf")]
+        if models:
+            self.model_bar.remember(models[0])
+            self.load_model(models[0])
+        others = [f for f in files if not f.lower().endswith(".gguf")]
+        if others and self.composer.image_panel is not None:
+            self.composer.image_panel.add_paths(others)
+        event.acceptProposedAction()
+
+    def _library_files(self) -> list[str]:
+        """Files the person opened (newest first), then models in the models folder."""
+        try:
+            opened = json.loads(self.store.get_state(LIBRARY_KEY) or "[]")
+        except (ValueError, HerdError):
+            opened = []
+        found = sorted(
+            str(p)
+            for p in self._paths.models.rglob("*.gguf")
+            if not p.name.lower().startswith("mmproj") and not _LATER_PART.search(p.name)
+        )
+        return [str(p) for p in opened if isinstance(p, str)] + found
+
+    @Slot(list)
+    def _on_model_bar_library_changed(self, paths: list[str]) -> None:
+        try:
+            self.store.set_state(LIBRARY_KEY, json.dumps(paths))
+        except HerdError as exc:
+            logger.warning("could not save the model list: %s", exc.user_message)
+
+    def _restore_geometry(self) -> None:
+        saved = self.store.get_state(GEOMETRY_KEY)
+        if saved:
+            self.restoreGeometry(QByteArray.fromBase64(saved.encode()))
+
+    def _export(self, fmt: str) -> None:
+        conversation_id = self.conversations.session.conversation_id
+        if conversation_id is None:
+            self.statusBar().showMessage("Nothing to export yet: this chat is empty.", 5000)
+            return
+        self.conversations.export(conversation_id, fmt)
+
     # -- from the widgets ------------------------------------------------------------
     @Slot(str)
-    def _on_model_bar_load_requested(self, path: str) -> None:
-        self.load_model(path)
-
-    @Slot()
-    def _on_model_bar_unload_requested(self) -> None:
-        self.bridge.unload()
-
-    @Slot()
-    def _on_model_bar_cancel_requested(self) -> None:
-        self.bridge.cancel_load()
-
-    @Slot()
-    def _on_model_bar_plan_requested(self) -> None:
-        if self._model_path is None:
-            return
-        try:
-            info = read_gguf(self._model_path)
-        except HerdError as exc:
-            self.model_bar.show_error(self._model_path, exc.user_message, exc.hint)
-            return
-        wishes = Wishes(n_ctx=self._settings.load.n_ctx, kv_type=self._settings.load.type_k)
-        hardware = probe_hardware()
-        try:  # llama.cpp's own view of its devices wins over the tools' (hardware.py says why)
-            hardware = merge_engine_devices(hardware, self.bridge.client.devices())
-        except HerdError as exc:
-            logger.info("planning with the probed devices only: %s", exc.user_message)
-        self.offload_dialog = OffloadDialog(info, hardware, wishes, self)
-        self.offload_dialog.load_requested.connect(self._on_offload_dialog_load_requested)
-        self.offload_dialog.open()
-
-    @Slot(object)
-    def _on_offload_dialog_load_requested(self, planned: LoadSettings) -> None:
-        load = dataclasses.replace(planned, template=self._settings.load.template)
-        self._settings = dataclasses.replace(self._settings, load=load)
-        if self._model_path is not None:
-            self.load_model(self._model_path)
-
-    @Slot()
-    def _on_banner_reload_requested(self) -> None:
-        if self._model_path is not None:
-            self.load_model(self._model_path)
-
-    @Slot(str)
-    def _on_template_notice_template_choice_requested(self, choice: str) -> None:
-        load = dataclasses.replace(self._settings.load, template=TemplateChoice(choice))
-        self._settings = dataclasses.replace(self._settings, load=load)
-        if self._model_path is not None:
-            self.load_model(self._model_path)
-
-    @Slot(str)
     def _on_composer_send_requested(self, text: str) -> None:
-        self.send_message(text)
+        refs: tuple[str, ...] = ()
+        panel = self.composer.image_panel
+        if panel is not None and panel.images:
+            try:
+                refs = panel.store_all()  # copied into the data folder, named by sha256
+            except HerdError as exc:
+                self._on_image_panel_image_rejected(exc.user_message, exc.hint)
+                return  # the draft stays as it is
+        if self.send_message(text, refs):
+            self.composer.clear()
+
+    @Slot(str, str)
+    def _on_image_panel_image_rejected(self, message: str, hint: str) -> None:
+        self.statusBar().showMessage(f"{message} {hint}".strip(), 15_000)
+
+    @Slot()
+    def _on_chat_header_system_prompt_requested(self) -> None:
+        self.open_system_prompt()
+
+    @Slot()
+    def _on_conversations_conversation_changed(self) -> None:
+        conversation = self.conversations.session.conversation
+        if conversation is None:
+            self.chat_header.set_conversation("New chat", self.system_prompt())
+        else:
+            self.chat_header.set_conversation(conversation.title, conversation.system_prompt)
 
     @Slot()
     def _on_composer_stop_requested(self) -> None:
@@ -224,9 +383,9 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_draft_timer_timeout(self) -> None:
         draft = self.composer.text.strip()
-        messages = self._history + ([ChatMessage(Role.USER, draft)] if draft else [])
+        messages = self.history + ([ChatMessage(Role.USER, draft)] if draft else [])
         if messages:
-            self.bridge.count_draft(messages)
+            self.bridge.count_draft(messages, draft)
         elif self.bridge.facts is not None:
             self.context_meter.set_usage(0, self.bridge.facts.n_ctx)
 
@@ -246,58 +405,33 @@ class MainWindow(QMainWindow):
     def _on_bridge_tokens_streamed(self, n_tokens: int) -> None:
         self.context_meter.set_usage(self._prompt_tokens + n_tokens, self.context_meter.total)
 
-    @Slot(int)
-    def _on_bridge_draft_counted(self, n_tokens: int) -> None:
+    @Slot(int, int)
+    def _on_bridge_draft_counted(self, n_tokens: int, n_draft: int) -> None:
         if self.bridge.facts is not None and not self.bridge.busy:
             self.context_meter.set_usage(n_tokens, self.bridge.facts.n_ctx)
+            self.composer.set_draft_tokens(n_draft)
 
-    @Slot(float, str)
-    def _on_bridge_load_progress(self, fraction: float, message: str) -> None:
-        self.model_bar.show_progress(fraction, message)
+    @Slot()
+    def _on_models_model_gone(self) -> None:
+        if self.composer.image_panel is not None:
+            self.composer.image_panel.set_enabled_reason(False, "Load a model first.")
 
     @Slot(object)
-    def _on_bridge_loaded(self, facts: ev.ModelFacts) -> None:
-        self.model_bar.show_model(facts)
-        self.context_meter.set_usage(0, facts.n_ctx)
+    def _on_models_model_ready(self, facts: ev.ModelFacts) -> None:
         self._draft_timer.start()
-        self.template_notice.show_warnings(
-            facts.warnings, self._settings.load.template is TemplateChoice.MODEL
-        )
-        self.composer.set_ready(True)
-        name = facts.name or Path(facts.path).stem
-        self.setWindowTitle(f"{name} – Herd")
-        self.model_status.setText(f"{name} loaded in {facts.load_seconds:.1f} s")
-        self.chat_view.set_empty_hint("Type a message below to start.")
-        self._settings = dataclasses.replace(self._settings, last_model=facts.path)
-
-    @Slot(str, str)
-    def _on_bridge_load_failed(self, message: str, hint: str) -> None:
-        self.model_bar.show_error(self._model_path, message, hint)
-        self._show_no_model(status=message)
-
-    @Slot()
-    def _on_bridge_load_cancelled(self) -> None:
-        self.model_bar.show_none("Loading was cancelled.")
-        self._show_no_model()
-
-    @Slot()
-    def _on_bridge_unloaded(self) -> None:
-        self.model_bar.show_none()
-        self._show_no_model()
-
-    @Slot(str)
-    def _on_bridge_token_batch(self, text: str) -> None:
-        self.chat_view.append_reply(text)
+        if self.composer.image_panel is not None:
+            reason = facts.vision_error or (
+                "This model has no vision projector: put its mmproj*.gguf next to the model "
+                "file to send images."
+            )
+            panel = self.composer.image_panel
+            panel.set_enabled_reason(facts.vision, "" if facts.vision else reason)
 
     @Slot(object)
     def _on_bridge_reply_finished(self, finished: ev.Finished) -> None:
-        self.chat_view.finish_reply(finished)
         self.context_meter.set_usage(
             finished.prompt_tokens + finished.generated_tokens, self.context_meter.total
         )
-        text = finished.text or self.chat_view.reply_text()
-        self._history.append(ChatMessage(Role.ASSISTANT, text))
-        self.composer.set_generating(False)
         self.reply_status.setText(
             f"last reply {finished.decode_tok_s:.1f} tok/s  ·  "
             f"prompt {finished.prompt_tok_s:.0f} tok/s"
@@ -306,29 +440,3 @@ class MainWindow(QMainWindow):
             f"{finished.generated_tokens} tokens generated at {finished.decode_tok_s:.1f} tok/s; "
             f"prompt of {finished.prompt_tokens} tokens read at {finished.prompt_tok_s:.0f} tok/s"
         )
-
-    @Slot(str, str)
-    def _on_bridge_reply_failed(self, message: str, hint: str) -> None:
-        self.chat_view.fail_reply(message, hint)
-        self.composer.set_generating(False)
-
-    @Slot(object)
-    def _on_bridge_engine_crashed(self, crash: ev.EngineCrashed) -> None:
-        logger.error("engine crashed (exit code %s)", crash.exit_code)
-        if self.chat_view.replying:
-            partial = self.chat_view.reply_text()
-            self.chat_view.interrupt_reply("interrupted: the engine stopped")
-            if partial:
-                # the model sees what the person sees
-                self._history.append(ChatMessage(Role.ASSISTANT, partial))
-        self.composer.set_generating(False)
-        self.banner.show_crash(crash)
-        self.model_bar.show_none("The engine stopped. Reload to continue.")
-        self._show_no_model(status="Engine stopped")
-
-    def _show_no_model(self, status: str = "No model loaded") -> None:
-        self.composer.set_ready(False)
-        self.setWindowTitle("Herd")
-        self.model_status.setText(status)
-        self.context_meter.set_usage(0, 0)
-        self.chat_view.set_empty_hint("Load a model with <b>Load…</b> at the top to begin.")

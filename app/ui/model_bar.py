@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
 from app.core import events as ev
 
 _MUTED = "color: palette(placeholder-text);"
+LIBRARY_MAX = 20
 
 
 def _size(n: int) -> str:
@@ -33,6 +36,8 @@ class ModelBar(QFrame):
     unload_requested = Signal()
     cancel_requested = Signal()
     plan_requested = Signal()
+    library_changed = Signal(list)  # the remembered model files, newest first (str paths)
+    manager_requested = Signal()
 
     def __init__(self, start_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,9 +74,19 @@ class ModelBar(QFrame):
         self.plan_button.clicked.connect(self.plan_requested)
         self.plan_button.setEnabled(False)
         row.addWidget(self.plan_button)
-        self.load_button = QPushButton("Load…", self)
-        self.load_button.setToolTip("Open a .gguf model file")
-        self.load_button.clicked.connect(self._on_load_button_clicked)
+        self.load_button = QToolButton(self)
+        self.load_button.setText("Load…")
+        self.load_button.setToolTip(
+            "Open a .gguf model file; the arrow lists the models Herd knows about"
+        )
+        self.load_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.load_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.load_button.setMinimumHeight(self.plan_button.sizeHint().height())
+        self.load_button.clicked.connect(self.ask_for_file)
+        self.library_menu = QMenu(self)
+        self.load_button.setMenu(self.library_menu)
+        self._library: list[str] = []
+        self._rebuild_menu()
         row.addWidget(self.load_button)
         self.unload_button = QPushButton("Unload", self)
         self.unload_button.setToolTip("Free the model's memory")
@@ -120,11 +135,49 @@ class ModelBar(QFrame):
         self.load_button.setEnabled(not loading)
         self.unload_button.setVisible(loaded)
 
+    # -- the library ----------------------------------------------------------------
+    @property
+    def library(self) -> list[str]:
+        """The model files in the Load menu, newest first."""
+        return list(self._library)
+
+    def set_library(self, paths: list[str]) -> None:
+        """Show these model files in the Load menu (missing files are left out)."""
+        seen: set[str] = set()
+        self._library = []
+        for path in paths:
+            if path not in seen and Path(path).is_file():
+                seen.add(path)
+                self._library.append(path)
+        self._rebuild_menu()
+
+    def remember(self, path: str | Path) -> None:
+        """Put a model file first in the Load menu (one the person opened or dropped)."""
+        path = str(Path(path))
+        self.set_library([path, *[p for p in self._library if p != path]][:LIBRARY_MAX])
+        self.library_changed.emit(self.library)
+
+    def _rebuild_menu(self) -> None:
+        menu = self.library_menu
+        menu.clear()
+        for path in self._library:
+            action = menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.load_requested.emit(p))
+        if not self._library:
+            menu.addAction("No models yet").setEnabled(False)
+        menu.addSeparator()
+        menu.addAction("Open a model file…", self.ask_for_file)
+        menu.addAction("Download models…", self.manager_requested.emit)
+
     @Slot()
-    def _on_load_button_clicked(self) -> None:
+    def ask_for_file(self) -> None:
+        """Ask for a .gguf file and load it."""
         path, _ = QFileDialog.getOpenFileName(
             self, "Open a model", str(self._start_dir), "GGUF models (*.gguf);;All files (*)"
         )
         if path:
             self._start_dir = Path(path).parent
+            self.remember(path)
             self.load_requested.emit(path)

@@ -126,6 +126,8 @@ def test_engine_crash_shows_banner_and_reload_recovers(loaded_window, qtbot) -> 
     partial = window.chat_view.reply_text()
     assert partial.strip()
     assert "interrupted" in window.chat_view.bubbles[-1].footer
+    stored = window.store.messages(window.conversations.session.conversation_id)[-1]
+    assert (stored.content, stored.state.value) == (partial, "incomplete")  # saved, marked
     assert not window.composer.generating
     assert window.composer.button.text() == "Send"
     assert not window.composer.button.isEnabled()
@@ -187,7 +189,12 @@ def test_composer_enter_sends_and_shift_enter_breaks_the_line(qtbot) -> None:
     qtbot.addWidget(composer)
     composer.set_ready(True)
     sent: list[str] = []
-    composer.send_requested.connect(sent.append)
+
+    def accept(text: str) -> None:  # the window clears the composer once the message is sent
+        sent.append(text)
+        composer.clear()
+
+    composer.send_requested.connect(accept)
     qtbot.keyClicks(composer.editor, "one")
     qtbot.keyClick(composer.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClicks(composer.editor, "two")

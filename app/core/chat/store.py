@@ -11,6 +11,7 @@ that created it (sqlite3 enforces this); the UI keeps it on the main thread.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -359,6 +360,13 @@ class ChatStore:
                 (removed.conversation_id, first),
             )
             conn.executemany(INSERT_MESSAGE, [message_to_row(m) for m in removed.messages])
+
+    def image_refs(self) -> set[str]:
+        """Every image ref any stored message names (deleted-but-undoable chats too)."""
+        refs: set[str] = set()
+        for (images,) in self._rows("SELECT images FROM messages WHERE images != '[]'"):
+            refs.update(json.loads(images))
+        return refs
 
     def _prompt_messages(self, conversation_id: int) -> list[tuple[ChatMessage, bool]]:
         return prompt_pairs(self.get(conversation_id), self.messages(conversation_id))

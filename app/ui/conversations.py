@@ -1,0 +1,427 @@
+"""ConversationController: the chat's flow between sidebar, transcript, engine and store.
+
+The main window builds the widgets; this object connects them. Every message goes to the
+store the moment it exists (through :class:`ChatSession`), the streaming reply is saved as
+it grows, and what was removed (a deleted chat, a regenerated reply, an edited message)
+can be brought back from the undo banner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from app.core import events as ev
+from app.core.chat import attachments
+from app.core.chat.budget import OverflowPolicy
+from app.core.chat.messages import Role
+from app.core.chat.session import ChatSession, Undo
+from app.core.chat.store_schema import DeleteToken, MessageState, ReplyStats, StoredMessage
+from app.core.errors import HerdError
+from app.core.paths import AppPaths
+from app.core.settings import SamplingSettings
+from app.ui.banners import UndoBanner
+from app.ui.bridge import EngineBridge
+from app.ui.chat_view import ChatView, ShownMessage
+from app.ui.composer import Composer
+from app.ui.context_meter import ContextMeter
+from app.ui.sidebar import ConversationSidebar
+
+logger = logging.getLogger(__name__)
+
+_INCOMPLETE = "incomplete: the reply was cut off"
+
+
+def shown(message: StoredMessage, paths: AppPaths | None = None) -> ShownMessage:
+    """How a saved message appears in the transcript (footer: time, speed, state)."""
+    parts: list[str] = []
+    if message.role is Role.ASSISTANT:
+        parts.append(datetime.fromtimestamp(message.created_at).strftime("%H:%M"))
+        stats = message.stats
+        if stats.generated_tokens:
+            parts.append(f"{stats.generated_tokens} tokens")
+        if stats.tok_s:
+            parts.append(f"{stats.tok_s:.1f} tok/s")
+        if message.state is MessageState.INCOMPLETE:
+            parts.append(_INCOMPLETE)
+    images = tuple(_image_file(paths, ref) for ref in message.images)
+    return ShownMessage(message.role, message.content, "  ·  ".join(parts), images)
+
+
+def _image_file(paths: AppPaths | None, ref: str) -> str:
+    """A stored image ref as a file the transcript can show (a missing one stays a ref)."""
+    if paths is None:
+        return ref
+    try:
+        return str(attachments.resolve(paths, ref))
+    except HerdError:
+        return ref
+
+
+class ConversationController(QObject):
+    """Sends, streams, saves, regenerates, edits, deletes and exports conversations."""
+
+    conversation_changed = Signal()  # another chat is open, or its title or prompt changed
+
+    def __init__(
+        self,
+        session: ChatSession,
+        *,
+        paths: AppPaths,
+        bridge: EngineBridge,
+        sidebar: ConversationSidebar,
+        chat_view: ChatView,
+        composer: Composer,
+        meter: ContextMeter,
+        undo_banner: UndoBanner,
+        sampling: Callable[[], SamplingSettings],
+        system_prompt: Callable[[], str],
+        parent: QWidget,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._paths = paths
+        self._bridge = bridge
+        self._sidebar = sidebar
+        self._view = chat_view
+        self._composer = composer
+        self._meter = meter
+        self._undo_banner = undo_banner
+        self._sampling = sampling
+        self._system_prompt = system_prompt
+        self._window = parent
+        self._streaming = False  # a reply of the open conversation is being written
+        self._undo: Undo | DeleteToken | None = None
+        sidebar.new_requested.connect(self.new_chat)
+        sidebar.conversation_selected.connect(self._on_sidebar_conversation_selected)
+        sidebar.rename_requested.connect(self._on_sidebar_rename_requested)
+        sidebar.delete_requested.connect(self._on_sidebar_delete_requested)
+        sidebar.export_requested.connect(self._on_sidebar_export_requested)
+        sidebar.search_changed.connect(self._on_sidebar_search_changed)
+        chat_view.regenerate_requested.connect(self.regenerate)
+        chat_view.edit_requested.connect(self._on_chat_view_edit_requested)
+        undo_banner.undo_requested.connect(self._on_undo_banner_undo_requested)
+        undo_banner.dismissed.connect(self._on_undo_banner_dismissed)
+        meter.policy_changed.connect(self._on_meter_policy_changed)
+        bridge.token_batch.connect(self._on_bridge_token_batch)
+        bridge.reply_finished.connect(self._on_bridge_reply_finished)
+        bridge.reply_failed.connect(self._on_bridge_reply_failed)
+        bridge.engine_crashed.connect(self._on_bridge_engine_crashed)
+
+    # -- state -----------------------------------------------------------------------
+    @property
+    def streaming(self) -> bool:
+        """Whether a reply is being written into the open conversation."""
+        return self._streaming
+
+    def restore(self) -> None:
+        """Show the conversation that was open when Herd closed, and the sidebar."""
+        try:
+            self.session.restore_last()
+        except HerdError as exc:
+            logger.warning("could not reopen the last conversation: %s", exc.user_message)
+        self._show_open_conversation()
+
+    def refresh_sidebar(self) -> None:
+        """Re-list the conversations (newest activity first, filtered by the search)."""
+        try:
+            conversations = self.session.store.list_conversations(self._sidebar.query)
+        except HerdError as exc:
+            self._report(exc)
+            return
+        self._sidebar.set_conversations(conversations, self.session.conversation_id)
+
+    # -- actions ---------------------------------------------------------------------
+    @Slot()
+    def new_chat(self) -> None:
+        """Start a new, empty conversation."""
+        self._stop_streaming("stopped: you started a new chat")
+        self.session.new()
+        self._show_open_conversation()
+        self._composer.editor.setFocus()
+
+    def open(self, conversation_id: int) -> None:
+        """Show a saved conversation."""
+        if conversation_id == self.session.conversation_id:
+            return
+        self._stop_streaming("stopped: you switched chats")
+        try:
+            self.session.open(conversation_id)
+        except HerdError as exc:
+            self._report(exc)
+        self._show_open_conversation()
+
+    def send(self, text: str, images: tuple[str, ...] = ()) -> bool:
+        """Save the person's message, show it and ask the engine for a reply."""
+        if self._streaming or self._bridge.loading:
+            return False
+        try:
+            self.session.add_user(text, images, system=self._system_prompt())
+        except HerdError as exc:
+            self._report(exc)
+            return False
+        self._view.add_user_message(text, tuple(_image_file(self._paths, r) for r in images))
+        self._reply()
+        self.refresh_sidebar()
+        self.conversation_changed.emit()
+        return True
+
+    @Slot()
+    def regenerate(self) -> None:
+        """Write the last reply again (the old one can be brought back with Undo)."""
+        if self._streaming or self._bridge.loading:
+            return
+        try:
+            undo = self.session.take_last_reply()
+        except HerdError as exc:
+            self._report(exc)
+            return
+        self._show_messages()
+        self._offer_undo(undo, "The reply will be written again.")
+        self._reply()
+
+    def edit(self, index: int, text: str) -> None:
+        """Replace the ``index``-th message and everything after it with a new reply."""
+        if self._streaming or self._bridge.loading:
+            return
+        try:
+            undo = self.session.edit_user_message(index, text)
+        except HerdError as exc:
+            self._report(exc)
+            return
+        self._show_messages()
+        self._offer_undo(undo, "Message edited; the later messages were replaced.")
+        self._reply()
+
+    def delete(self, conversation_id: int) -> None:
+        """Delete a conversation; the undo banner can bring it back."""
+        if conversation_id == self.session.conversation_id:
+            self._stop_streaming("stopped: the chat was deleted")
+        try:
+            title = self.session.store.get(conversation_id).title
+            token = self.session.delete(conversation_id)
+        except HerdError as exc:
+            self._report(exc)
+            return
+        self._offer_undo(token, f"Deleted “{title}”.")
+        self._show_open_conversation()
+
+    def export(self, conversation_id: int, fmt: str, target: Path | None = None) -> Path | None:
+        """Write a conversation to Markdown (``md``) or JSON; asks where when no target."""
+        store = self.session.store
+        try:
+            title = store.get(conversation_id).title
+        except HerdError as exc:
+            self._report(exc)
+            return None
+        if target is None:
+            stem = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip()
+            kind = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
+            chosen, _ = QFileDialog.getSaveFileName(
+                self._window, "Export chat", str(Path.home() / f"{stem or 'chat'}.{fmt}"), kind
+            )
+            if not chosen:
+                return None
+            target = Path(chosen)
+        try:
+            if fmt == "md":
+                text = store.export_markdown(conversation_id)
+            else:
+                text = json.dumps(store.export_json(conversation_id), indent=2, ensure_ascii=False)
+            target.write_text(text + "\n", encoding="utf-8")
+        except HerdError as exc:
+            self._report(exc)
+            return None
+        except OSError as exc:
+            QMessageBox.warning(
+                self._window, "Export failed", f"Herd could not write {target}:\n{exc.strerror}"
+            )
+            return None
+        return target
+
+    def set_system_prompt(self, text: str) -> None:
+        """Give the open conversation its own system prompt (from the next reply on)."""
+        try:
+            self.session.set_system_prompt(text)
+        except HerdError as exc:
+            self._report(exc)
+        self.refresh_sidebar()
+        self.conversation_changed.emit()
+
+    def clean_up(self) -> None:
+        """Forget chats deleted in an earlier run, and images no message names any more."""
+        try:
+            self.session.store.purge_deleted()
+            referenced = self.session.store.image_refs()
+        except HerdError as exc:
+            logger.warning("could not tidy the chat history: %s", exc.user_message)
+            return
+        removed = attachments.delete_unreferenced(self._paths, referenced)
+        if removed:
+            logger.info("removed %d images no message uses", len(removed))
+
+    def undo(self) -> None:
+        """Bring back what the last delete, regenerate or edit removed."""
+        undo, self._undo = self._undo, None
+        self._undo_banner.withdraw()
+        if undo is None:
+            return
+        if isinstance(undo, DeleteToken):
+            if self.session.undo_delete(undo):
+                self.session.open(undo.conversation_id)
+        else:
+            if self._streaming:
+                self._bridge.stop()
+                self._streaming = False
+                self.session.interrupt_reply()
+            self.session.undo(undo)
+        self._show_open_conversation()
+
+    # -- the reply -------------------------------------------------------------------
+    def _reply(self) -> None:
+        messages, pinned = self.session.prompt()
+        try:
+            self.session.begin_reply()
+        except HerdError as exc:
+            self._report(exc)
+            return
+        self._streaming = True
+        self._view.begin_reply()
+        self._view.set_busy(True)
+        self._composer.set_generating(True)
+        self._bridge.send(messages, self._sampling(), self._meter.policy, pinned)
+
+    def _stop_streaming(self, note: str) -> None:
+        if not self._streaming:
+            return
+        self._bridge.stop()
+        self._streaming = False
+        self.session.interrupt_reply()
+        self._view.interrupt_reply(note)
+        self._view.set_busy(False)
+        self._composer.set_generating(False)
+
+    @Slot(str)
+    def _on_bridge_token_batch(self, text: str) -> None:
+        if not self._streaming:
+            return  # the tail of a reply the person walked away from
+        self._view.append_reply(text)
+        try:
+            self.session.append_reply(text)
+        except HerdError as exc:
+            logger.warning("could not save the streaming reply: %s", exc.user_message)
+
+    @Slot(object)
+    def _on_bridge_reply_finished(self, finished: ev.Finished) -> None:
+        if not self._streaming:
+            return
+        self._streaming = False
+        text = finished.text or self.session.reply_text
+        stats = ReplyStats(finished.decode_tok_s, finished.prompt_tokens, finished.generated_tokens)
+        try:
+            self.session.finish_reply(text, stats)
+        except HerdError as exc:
+            self._report(exc)
+        self._view.finish_reply(finished)
+        self._view.set_busy(False)
+        self._composer.set_generating(False)
+        self.refresh_sidebar()
+
+    @Slot(str, str)
+    def _on_bridge_reply_failed(self, message: str, hint: str) -> None:
+        if not self._streaming:
+            return
+        self._streaming = False
+        self.session.interrupt_reply()
+        self._view.fail_reply(message, hint)
+        self._view.set_busy(False)
+        self._composer.set_generating(False)
+
+    @Slot(object)
+    def _on_bridge_engine_crashed(self, _crash: ev.EngineCrashed) -> None:
+        self._stop_streaming("interrupted: the engine stopped")
+
+    # -- showing ---------------------------------------------------------------------
+    def _show_open_conversation(self) -> None:
+        self._show_messages()
+        conversation = self.session.conversation
+        policy = conversation.overflow_policy if conversation else OverflowPolicy.STOP
+        box = self._meter.policy_box
+        box.blockSignals(True)
+        box.setCurrentIndex(max(0, box.findData(policy)))
+        box.blockSignals(False)
+        self.refresh_sidebar()
+        self.conversation_changed.emit()
+
+    def _show_messages(self) -> None:
+        try:
+            messages = self.session.messages()
+        except HerdError as exc:
+            self._report(exc)
+            messages = []
+        self._view.load_messages([shown(m, self._paths) for m in messages])
+
+    def _offer_undo(self, undo: Undo | DeleteToken, text: str) -> None:
+        self._undo = undo
+        self._undo_banner.offer(text)
+
+    def _report(self, exc: HerdError) -> None:
+        logger.warning("%s (%s)", exc.user_message, exc.hint)
+        QMessageBox.warning(self._window, "Herd", f"{exc.user_message}\n\n{exc.hint}".strip())
+
+    # -- slots -----------------------------------------------------------------------
+    @Slot(int)
+    def _on_sidebar_conversation_selected(self, conversation_id: int) -> None:
+        self.open(conversation_id)
+
+    @Slot(int, str)
+    def _on_sidebar_rename_requested(self, conversation_id: int, title: str) -> None:
+        try:
+            self.session.store.rename(conversation_id, title)
+            self.session.refresh()
+        except HerdError as exc:
+            self._report(exc)
+        self.refresh_sidebar()
+        self.conversation_changed.emit()
+
+    @Slot(int)
+    def _on_sidebar_delete_requested(self, conversation_id: int) -> None:
+        self.delete(conversation_id)
+
+    @Slot(int, str)
+    def _on_sidebar_export_requested(self, conversation_id: int, fmt: str) -> None:
+        self.export(conversation_id, fmt)
+
+    @Slot(str)
+    def _on_sidebar_search_changed(self, _query: str) -> None:
+        self.refresh_sidebar()
+
+    @Slot(int, str)
+    def _on_chat_view_edit_requested(self, index: int, text: str) -> None:
+        self.edit(index, text)
+
+    @Slot()
+    def _on_undo_banner_undo_requested(self) -> None:
+        self.undo()
+
+    @Slot()
+    def _on_undo_banner_dismissed(self) -> None:
+        undo, self._undo = self._undo, None
+        if isinstance(undo, DeleteToken):
+            self.clean_up()  # the chat is gone for good: so are images only it used
+
+    @Slot(object)
+    def _on_meter_policy_changed(self, policy: OverflowPolicy) -> None:
+        conversation_id = self.session.conversation_id
+        if conversation_id is None:
+            return
+        try:
+            self.session.store.set_overflow_policy(conversation_id, policy)
+        except HerdError as exc:
+            self._report(exc)
