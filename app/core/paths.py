@@ -71,6 +71,21 @@ class AppPaths:
         return self.models / "hub"
 
     @property
+    def hub_headers(self) -> Path:
+        """GGUF headers fetched to plan a quant before downloading it (sparse files)."""
+        return self.cache / "gguf-headers"
+
+    @property
+    def library_index(self) -> Path:
+        """The model library's own records: files the user added, when each was last used."""
+        return self.data / "library.json"
+
+    @property
+    def hub_token_file(self) -> Path:
+        """The Hugging Face token when no OS keyring is available (mode 0600)."""
+        return self.config / "hf_token"
+
+    @property
     def chats_db(self) -> Path:
         """The SQLite file with every conversation."""
         return self.data / "chats.sqlite3"

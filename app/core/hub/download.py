@@ -1,0 +1,379 @@
+"""Resumable, verified downloads: what Herd adds to huggingface_hub, and nothing more.
+
+``hf_hub_download`` deletes its temporary file on any failure and checks only the byte
+count. A :class:`Downloader` job instead keeps ``downloads/<sha256>.part`` across pauses,
+cancels and restarts, resumes it with HTTP Range, hashes while writing, and moves a file
+into the Hugging Face cache only when its sha256 is the Hub's LFS hash. Metadata, auth,
+endpoint and the HTTP session are huggingface_hub's (through :class:`HubClient`).
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from app.core.errors import HerdError
+from app.core.hub import cache as hub_cache
+from app.core.hub.client import HubClient, RemoteFile
+from app.core.hub.errors import (
+    ChecksumError,
+    DiskSpaceError,
+    DownloadPaused,
+    GatedRepoError,
+    HubError,
+    HubOfflineError,
+    RepoNotFoundError,
+)
+from app.core.hub.jobs import (
+    DownloadControl,
+    DownloadDone,
+    DownloadEvent,
+    DownloadProgress,
+    DownloadRequest,
+    DownloadStopped,
+    JobState,
+)
+from app.core.jobs import CancelToken
+from app.core.plan_text import size as fmt_size
+
+logger = logging.getLogger(__name__)
+
+CHUNK: int | None = None  # None: the blocks as they arrive (no re-chunking copies)
+HASH_BLOCK = 8 << 20
+PROGRESS_EVERY_S = 0.1
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+FreeSpace = Callable[[Path], int]
+
+
+def free_space(folder: Path) -> int:
+    """Free bytes on the file system holding ``folder`` (or its nearest existing parent)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def partial_path(downloads: Path, request: DownloadRequest, f: RemoteFile) -> Path:
+    """The partial file of ``f``: named by its sha256, else by repository and name."""
+    if f.sha256:
+        return downloads / f"{f.sha256}.part"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{request.repo_id}--{f.name}")
+    return downloads / f"{safe}.part"
+
+
+def partial_bytes(downloads: Path, request: DownloadRequest) -> int:
+    """Bytes already downloaded for ``request`` (partial files)."""
+    total = 0
+    for f in request.files:
+        p = partial_path(downloads, request, f)
+        total += p.stat().st_size if p.exists() else 0
+    return total
+
+
+def discard_partials(downloads: Path, request: DownloadRequest) -> None:
+    """Delete ``request``'s partial files (a confirmed cancel)."""
+    for f in request.files:
+        partial_path(downloads, request, f).unlink(missing_ok=True)
+
+
+class _Rate:
+    """Speed over the last few seconds, for the speed and ETA shown."""
+
+    def __init__(self, clock: Callable[[], float], window_s: float = 3.0) -> None:
+        self._clock = clock
+        self._window = window_s
+        self._samples: collections.deque[tuple[float, int]] = collections.deque()
+
+    def add(self, done: int) -> float:
+        now = self._clock()
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self._window:
+            self._samples.popleft()
+        t0, d0 = self._samples[0]
+        return (done - d0) / (now - t0) if now > t0 else 0.0
+
+
+@dataclass(slots=True)
+class _Tally:
+    request: DownloadRequest
+    total: int
+    done: int = 0
+    last_emit: float = 0.0
+
+
+class Downloader:
+    """Runs download jobs into ``hub_cache``, keeping partial files in ``downloads``."""
+
+    def __init__(
+        self,
+        client: HubClient,
+        downloads: Path,
+        hub_cache_dir: Path,
+        *,
+        free_space_fn: FreeSpace = free_space,
+        max_retries: int = 5,
+        backoff_s: float = 1.0,
+        chunk: int | None = CHUNK,
+        progress_every_s: float = PROGRESS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.downloads = downloads
+        self.cache = hub_cache_dir
+        self._free_space = free_space_fn
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.chunk = chunk
+        self.progress_every_s = progress_every_s
+        self._clock = clock
+
+    # --- the job ------------------------------------------------------------------------
+
+    def run(self, request: DownloadRequest, control: CancelToken) -> Iterator[DownloadEvent]:
+        """Download every file of ``request``; yields progress, then Done or Stopped.
+
+        ``control`` stops the job at the next chunk; with a :class:`DownloadControl` whose
+        ``discard`` is set (a confirmed cancel) the partial files are deleted, otherwise
+        they stay and the next run resumes them.
+        """
+        try:
+            yield from self._run(request, control)
+        except DownloadPaused:
+            discard = isinstance(control, DownloadControl) and control.discard
+            if discard:
+                discard_partials(self.downloads, request)
+            state = JobState.CANCELLED if discard else JobState.PAUSED
+            yield DownloadStopped(request.key, state, f"{request.title} {state.value}.")
+        except HerdError as exc:
+            logger.info("download of %s failed: %s", request.key, exc.user_message)
+            yield DownloadStopped(
+                request.key,
+                JobState.FAILED,
+                exc.user_message,
+                exc.hint,
+                needs_token=isinstance(exc, GatedRepoError),
+                error=type(exc).__name__,
+            )
+        except OSError as exc:  # the disk (HerdErrors that are also OSErrors went above)
+            full = exc.errno == errno.ENOSPC
+            logger.warning("download of %s: cannot write: %s", request.key, exc)
+            yield DownloadStopped(
+                request.key,
+                JobState.FAILED,
+                "The disk filled up during the download."
+                if full
+                else f"Cannot write the download in {self.downloads}: {exc.strerror or exc}.",
+                "Free some space, then resume: the part downloaded so far is kept."
+                if full
+                else "Check the folder's permissions and the disk.",
+                error="DiskSpaceError" if full else "OSError",
+            )
+
+    def _run(self, request: DownloadRequest, control: CancelToken) -> Iterator[DownloadEvent]:
+        self.downloads.mkdir(parents=True, exist_ok=True)
+        todo = [f for f in request.files if self._cached(request, f) is None]
+        self.check_space(request, todo)
+        tally = _Tally(request, sum(f.size for f in request.files))
+        tally.done = sum(f.size for f in request.files if f not in todo)
+        rate = _Rate(self._clock)
+        paths: dict[str, Path] = {}
+        for f in request.files:
+            if f in todo:
+                paths[f.name] = yield from self._fetch(request, f, control, tally, rate)
+            else:
+                paths[f.name] = self._cached(request, f)  # type: ignore[assignment]
+        model = paths[request.model_file]
+        projector = paths.get(request.projector_file) if request.projector_file else None
+        yield DownloadDone(request.key, model, projector)
+
+    def check_space(self, request: DownloadRequest, todo: list[RemoteFile]) -> None:
+        """Refuse before the first byte when the rest of ``todo`` does not fit on the disk.
+
+        Raises:
+            DiskSpaceError: naming the shortfall.
+        """
+        have = {f.name: partial_path(self.downloads, request, f) for f in todo}
+        needed = sum(max(f.size - _size(have[f.name]), 0) for f in todo)
+        free = self._free_space(self.downloads)
+        if needed > free:
+            short = needed - free
+            raise DiskSpaceError(
+                f"Not enough disk space for {request.title}: it needs {fmt_size(needed)} more, "
+                f"{fmt_size(free)} is free on {self.downloads}.",
+                f"Free {fmt_size(short)} or more, or choose a smaller quant.",
+                shortfall=short,
+            )
+
+    def _cached(self, request: DownloadRequest, f: RemoteFile) -> Path | None:
+        path = hub_cache.find_cached(self.cache, request.repo_id, f.name, request.revision)
+        if path is None and request.commit:
+            path = hub_cache.find_cached(self.cache, request.repo_id, f.name, request.commit)
+        if path is not None and path.stat().st_size == f.size:
+            return path
+        return None
+
+    def _fetch(
+        self,
+        request: DownloadRequest,
+        f: RemoteFile,
+        control: CancelToken,
+        tally: _Tally,
+        rate: _Rate,
+    ) -> Iterator[DownloadEvent]:
+        # by commit, so every part of a split model comes from the same one
+        revision = request.commit or request.revision
+        where = self.client.locate(request.repo_id, f.name, revision)
+        etag_sha = where.etag if where.etag and SHA256_RE.fullmatch(where.etag) else None
+        if f.sha256 and etag_sha and etag_sha != f.sha256:
+            raise RepoNotFoundError(
+                f"{f.name} changed on the Hub since the repository was listed.",
+                "Open the repository again and download the new version.",
+            )
+        sha = f.sha256 or etag_sha
+        size = where.size if where.size is not None else f.size
+        part = partial_path(self.downloads, request, f)
+        base = tally.done
+        hasher = hashlib.sha256()
+        failures, renewed_at = 0, -1
+        with part.open("ab") as out:
+            _lock(out, part)
+            offset = out.seek(0, os.SEEK_END)
+            if offset > size:
+                out.truncate(0)
+                offset = out.seek(0)
+            if offset:  # hash what is already here (hashlib's state cannot be saved)
+                with part.open("rb") as fh:
+                    while block := fh.read(HASH_BLOCK):
+                        hasher.update(block)
+                        if control.cancelled:
+                            raise DownloadPaused("paused")
+                tally.done = base + offset
+                yield self._progress(tally, f.name, offset, size, None, "checking", force=True)
+            while offset < size:
+                if control.cancelled:
+                    raise DownloadPaused("paused")
+                start = offset
+                try:
+                    if failures:  # a signed CDN address expires: ask the Hub for a fresh one
+                        where = self.client.locate(request.repo_id, f.name, revision)
+                    with self.client.open_range(where, offset) as response:
+                        if response.status_code == 200 and offset:  # Range ignored: start over
+                            out.truncate(0)
+                            out.seek(0)
+                            hasher, offset = hashlib.sha256(), 0
+                        for block in response.iter_bytes(self.chunk):
+                            out.write(block)
+                            hasher.update(block)
+                            offset += len(block)
+                            tally.done = base + offset
+                            event = self._progress(tally, f.name, offset, size, rate, "")
+                            if event is not None:
+                                yield event
+                            if control.cancelled:
+                                raise DownloadPaused("paused")
+                except (DownloadPaused, GatedRepoError, RepoNotFoundError):
+                    raise
+                except HubOfflineError:
+                    out.flush()
+                    failures = 1 if offset > start else failures + 1
+                    if failures > self.max_retries:
+                        raise
+                    wait = min(self.backoff_s * 2 ** max(failures - 1, 0), 30.0)
+                    logger.info("cut at %d of %s; retry in %.1f s", offset, f.name, wait)
+                    if control.wait(wait):
+                        raise DownloadPaused("paused") from None
+                    continue
+                except HubError:
+                    # a signed CDN address expires (403): ask the Hub for a new one, once
+                    if where.location == where.url or renewed_at == offset:
+                        raise
+                    renewed_at = offset
+                    logger.info("renewing the download address of %s", f.name)
+                    where = self.client.locate(request.repo_id, f.name, revision)
+                    continue
+                if offset < size and offset == start:
+                    failures += 1
+                    if failures > self.max_retries:
+                        raise HubOfflineError(
+                            f"The Hub keeps ending the transfer of {f.name} early.",
+                            "Try again later; the part downloaded so far is kept.",
+                        )
+        yield self._progress(tally, f.name, offset, size, None, "verifying", force=True)
+        if offset != size or (sha is not None and hasher.hexdigest() != sha):
+            part.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"{f.name} is damaged: its sha256 does not match the Hub's, so it was deleted "
+                "and will not be offered for loading.",
+                "Download it again; if it fails again, the network or a proxy alters the data.",
+            )
+        commit = where.commit or request.commit or request.revision
+        blob = sha or where.etag or f.name.replace("/", "_")
+        return hub_cache.store(
+            self.cache, request.repo_id, request.revision, commit, f.name, blob, part
+        )
+
+    def _progress(
+        self,
+        tally: _Tally,
+        name: str,
+        file_done: int,
+        file_total: int,
+        rate: _Rate | None,
+        phase: str,
+        force: bool = False,
+    ) -> DownloadProgress | None:
+        now = self._clock()
+        if not force and now - tally.last_emit < self.progress_every_s and file_done < file_total:
+            return None
+        tally.last_emit = now
+        speed = rate.add(tally.done) if rate is not None else 0.0
+        phase = phase or "downloading"
+        left = tally.total - tally.done
+        return DownloadProgress(
+            key=tally.request.key,
+            filename=name,
+            file_done=file_done,
+            file_total=file_total,
+            done=tally.done,
+            total=tally.total,
+            speed_bps=speed,
+            eta_s=left / speed if speed > 0 else None,
+            phase=phase,
+        )
+
+
+def _lock(handle: BinaryIO, part: Path) -> None:
+    """Hold a partial file for this job alone (another window or ``herd pull`` may run).
+
+    Raises:
+        HubError: another process is downloading the same file.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: the sha256 check still catches interleaved writes
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        raise HubError(
+            f"{part.name} is being downloaded by another Herd (a window or `herd pull`).",
+            "Wait for it to finish; this download resumes from its data afterwards.",
+        ) from exc
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,221 @@
+"""``herd pull REPO [--quant Q]`` and ``herd models``: the Hub without the window.
+
+``pull`` prints progress on stderr and the path to load on stdout, so
+``herd chat "$(herd pull REPO)"`` works. Ctrl+C pauses: the same command resumes. Every
+failure is one ``herd: ...`` line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+
+from app.core.errors import HerdError
+from app.core.hub import library
+from app.core.hub.catalog import QuantOption, RepoQuants
+from app.core.hub.jobs import (
+    DownloadControl,
+    DownloadDone,
+    DownloadProgress,
+    DownloadRequest,
+    DownloadStopped,
+    JobState,
+)
+from app.core.hub.service import HubService, verdicts
+from app.core.hub.verdict import size_text
+from app.core.paths import AppPaths
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``herd pull`` and ``herd models`` on the main parser's subcommands."""
+    pull = sub.add_parser("pull", help="download a GGUF model from the Hugging Face Hub")
+    pull.add_argument("repo", help="owner/name of a GGUF repository")
+    pull.add_argument("--quant", help="which quant, e.g. Q4_K_M (default: the best that fits)")
+    pull.add_argument("--no-projector", action="store_true", help="skip the vision projector")
+    pull.add_argument("--list", action="store_true", help="list the quants and verdicts only")
+    pull.add_argument(
+        "--plan",
+        action="store_true",
+        help="with --list: the planner's verdicts, from each quant's GGUF headers (a few MB each)",
+    )
+    pull.add_argument("--offline", action="store_true", help="use only the local cache")
+    models = sub.add_parser("models", help="list the models on this machine")
+    models.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _fail(message: str) -> int:
+    _err(f"herd: {message}")
+    return EXIT_ERROR
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run_models(args: argparse.Namespace, paths: AppPaths) -> int:
+    """``herd models``: the local models, most recently used first."""
+    models = library.list_models(paths)
+    if args.json:
+        rows = [
+            {
+                "name": m.name,
+                "quant": m.quant,
+                "size": m.size,
+                "parts": m.n_parts,
+                "source": m.source,
+                "path": str(m.path),
+                "projector": str(m.projector) if m.projector else None,
+                "last_used": m.last_used,
+            }
+            for m in models
+        ]
+        _out(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not models:
+        _err("No models yet. Download one with: herd pull REPO --quant Q4_K_M")
+        return EXIT_OK
+    for m in models:
+        parts = f" ({m.n_parts} parts)" if m.n_parts > 1 else ""
+        _out(f"{m.name:<52} {m.quant:<10} {size_text(m.size):>10}{parts}  {m.source}\n    {m.path}")
+    return EXIT_OK
+
+
+def run_pull(
+    args: argparse.Namespace, paths: AppPaths, environ: Mapping[str, str] | None = None
+) -> int:
+    """``herd pull``: download (or resume) one quant and print the file to load."""
+    service = HubService(paths, environ=os.environ if environ is None else environ)
+    service.offline = args.offline
+    if "/" not in args.repo.strip("/"):
+        return _fail(f"{args.repo!r} is not a repository name; use owner/name.")
+    try:
+        quants = service.quants(args.repo.strip("/"))
+        if not quants.quants:
+            return _fail(f"{quants.repo_id} has no GGUF model files.")
+        if args.list:
+            _print_quants(service, quants, planned=args.plan)
+            return EXIT_OK
+        option = quants.find(args.quant) if args.quant else _best(quants)
+    except HerdError as exc:
+        return _fail(exc.one_line())
+    request = DownloadRequest.for_quant(quants, option, projector=not args.no_projector)
+    return _download(service, request)
+
+
+def _print_quants(service: HubService, quants: RepoQuants, *, planned: bool) -> None:
+    from app.core.hardware import probe_hardware
+
+    hardware = probe_hardware()
+    judged, best = verdicts(quants, hardware)
+    for i, (q, v) in enumerate(zip(quants.quants, judged, strict=True)):
+        text = v.text()
+        if planned:
+            try:
+                text = service.plan(quants, q, hardware)[0].text() + " (planner)"
+            except HerdError as exc:
+                text += f" (estimate; planner: {exc.user_message})"
+        mark = "*" if i == best else " "
+        parts = f" {q.n_parts} parts" if q.n_parts > 1 else ""
+        _out(f"{mark} {q.quant:<12} {size_text(q.size):>10}{parts:<9} {text}")
+
+
+def _best(quants: RepoQuants) -> QuantOption:
+    from app.core.hardware import probe_hardware
+
+    judged, best = verdicts(quants, probe_hardware())
+    if best is None:
+        raise HerdError(
+            f"No quant of {quants.repo_id} fits this machine.",
+            "Pick one with --quant (see --list), or free memory.",
+        )
+    option = quants.quants[best]
+    _err(f"herd: choosing {option.quant} ({size_text(option.size)}): {judged[best].text()}")
+    return option
+
+
+def _download(service: HubService, request: DownloadRequest) -> int:
+    queue = service.queue()
+    queue.add(request)
+    queue.update(request.key, JobState.RUNNING)
+    control = DownloadControl()
+
+    def on_interrupt(*_: object) -> None:
+        if control.cancelled:  # a second Ctrl+C: do not wait for the network
+            raise KeyboardInterrupt
+        control.pause()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    progress = _ProgressLine()
+    try:
+        for event in service.downloader().run(request, control):
+            if isinstance(event, DownloadProgress):
+                progress.show(event)
+            elif isinstance(event, DownloadDone):
+                progress.end()
+                queue.update(request.key, JobState.DONE, path=str(event.path))
+                _out(str(event.path))
+                return EXIT_OK
+            elif isinstance(event, DownloadStopped):
+                progress.end()
+                queue.update(request.key, event.state, event.message)
+                if event.state is JobState.PAUSED:
+                    _err("herd: paused; run the same command again to resume.")
+                    return EXIT_INTERRUPTED
+                return _fail(f"{event.message} {event.hint}".strip())
+    except KeyboardInterrupt:
+        progress.end()
+        queue.update(request.key, JobState.PAUSED)
+        _err("herd: paused; run the same command again to resume.")
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return _fail("the download ended without a result")
+
+
+class _ProgressLine:
+    """One updating line on a terminal; a line every few seconds when stderr is a file."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def show(self, e: DownloadProgress) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0) and e.file_done < e.file_total:
+            return
+        self.last = now
+        eta = f", {_duration(e.eta_s)} left" if e.eta_s is not None else ""
+        speed = f", {e.speed_bps / 1e6:.1f} MB/s" if e.speed_bps else ""
+        line = (
+            f"{e.phase} {e.filename.rsplit('/', 1)[-1]}: {e.fraction * 100:5.1f}% "
+            f"({size_text(e.done)} of {size_text(e.total)}{speed}{eta})"
+        )
+        sys.stderr.write(f"\r\x1b[K{line}" if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.tty and self.last:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"

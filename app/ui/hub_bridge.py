@@ -1,0 +1,275 @@
+"""HubBridge: catalog look-ups and the download queue on threads, reported as Qt signals.
+
+Widgets never see a worker thread. Look-ups (a repository's quants, a search, the
+hardware probe) run on short-lived ``threading.Thread``s; downloads run one at a time on
+one queue thread that takes the next queued entry until none is left. Every result is
+posted through one queued signal to the GUI thread and re-emitted there as the public
+signals below. ``shutdown()`` pauses the running download (its partial file stays, so the
+next start resumes it) and joins every thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from app.core.errors import HerdError
+from app.core.hardware import Hardware, probe_hardware
+from app.core.hub import catalog, library
+from app.core.hub.catalog import RepoQuants
+from app.core.hub.download import discard_partials
+from app.core.hub.jobs import (
+    DownloadControl,
+    DownloadDone,
+    DownloadProgress,
+    DownloadQueue,
+    DownloadRequest,
+    DownloadStopped,
+    JobState,
+)
+from app.core.hub.service import HubService, verdicts
+
+logger = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class QuantsResult:
+    """A repository's quants with a verdict for each and the recommended index."""
+
+    quants: RepoQuants
+    verdicts: list[Any]
+    best: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    kind: str
+    payload: Any
+
+
+class HubBridge(QObject):
+    """The Model Manager's access to :mod:`app.core.hub`, thread-safe through signals."""
+
+    quants_ready = Signal(str, object)  # repo id, QuantsResult
+    quant_planned = Signal(str, str, object, str)  # repo id, quant, Verdict, the plan's reasons
+    search_ready = Signal(str, object)  # query, list[RepoSummary]
+    lookup_failed = Signal(str, str, str)  # what, message, hint
+    download_progress = Signal(object)  # DownloadProgress
+    download_finished = Signal(str, str)  # key, path of the model file
+    download_stopped = Signal(str, str, str, str, bool)  # key, state, message, hint, token?
+    queue_changed = Signal()
+    library_changed = Signal()
+    _posted = Signal(object)
+
+    def __init__(
+        self,
+        service: HubService,
+        parent: QObject | None = None,
+        hardware: Hardware | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.service = service
+        self.queue: DownloadQueue = service.queue()
+        self._hardware = hardware
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._runner: threading.Thread | None = None
+        self._control: DownloadControl | None = None
+        self._running_key = ""
+        self._closing = False
+        self._posted.connect(self._on_worker_posted, Qt.ConnectionType.QueuedConnection)
+
+    # --- look-ups -----------------------------------------------------------------------
+
+    def fetch_quants(self, repo_id: str) -> None:
+        """Look up ``repo_id``'s quants and verdicts; answers with quants_ready or failed."""
+
+        def work() -> _Result:
+            quants = self.service.quants(repo_id)
+            judged, best = verdicts(quants, self._probe())
+            return _Result("quants", (repo_id, QuantsResult(quants, judged, best)))
+
+        self._spawn(f"quants {repo_id}", work)
+
+    def plan_quant(self, quants: RepoQuants, row: int) -> None:
+        """Ask the planner about one quant (fetches its GGUF headers once); quant_planned."""
+        option = quants.quants[row]
+
+        def work() -> _Result:
+            verdict, plan = self.service.plan(quants, option, self._probe())
+            reasons = "\n".join(plan.reasons)
+            return _Result("planned", (quants.repo_id, option.quant, verdict, reasons))
+
+        self._spawn(f"plan {quants.repo_id} {option.quant}", work)
+
+    def search(self, query: str) -> None:
+        """Search the Hub for GGUF repositories; answers with search_ready or failed."""
+
+        def work() -> _Result:
+            return _Result("search", (query, catalog.search(self.service.client(), query)))
+
+        self._spawn(f"search {query!r}", work)
+
+    def _probe(self) -> Hardware:
+        with self._lock:
+            if self._hardware is None:
+                self._hardware = probe_hardware()
+            return self._hardware
+
+    def _spawn(self, what: str, work: Callable[[], _Result]) -> None:
+        def run() -> None:
+            try:
+                self._posted.emit(work())
+            except HerdError as exc:
+                self._posted.emit(_Result("failed", (what, exc.user_message, exc.hint)))
+            except Exception as exc:  # noqa: BLE001 - a bug must not kill the window
+                logger.exception("%s failed", what)
+                self._posted.emit(_Result("failed", (what, f"Unexpected error: {exc}", "")))
+
+        thread = threading.Thread(target=run, name=f"hub-{what}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    # --- downloads ----------------------------------------------------------------------
+
+    def enqueue(self, request: DownloadRequest) -> None:
+        """Add a download to the queue and start the queue if it is idle."""
+        self.queue.add(request)
+        self.queue_changed.emit()
+        self._start_runner()
+
+    def pause(self, key: str) -> None:
+        """Pause ``key``: stop after the current chunk, keep the partial file."""
+        if key == self._running_key and self._control is not None:
+            self._control.pause()
+        else:
+            self.queue.update(key, JobState.PAUSED)
+            self.queue_changed.emit()
+
+    def resume(self, key: str) -> None:
+        """Queue a paused or failed download again; it resumes from its partial file."""
+        entry = self.queue.get(key)
+        if entry is None or entry.state is JobState.RUNNING:
+            return
+        self.queue.update(key, JobState.QUEUED)
+        self.queue_changed.emit()
+        self._start_runner()
+
+    def cancel(self, key: str) -> None:
+        """Cancel ``key`` and delete its partial data (ask the user before calling this)."""
+        if key == self._running_key and self._control is not None:
+            self._control.cancel()
+            return
+        entry = self.queue.get(key)
+        if entry is not None:
+            discard_partials(self.service.paths.downloads, entry.request)
+            self.queue.remove(key)
+            self.queue_changed.emit()
+
+    def forget(self, key: str) -> None:
+        """Drop a finished or failed entry from the list."""
+        if key != self._running_key:
+            self.queue.remove(key)
+            self.queue_changed.emit()
+
+    def start(self) -> None:
+        """Resume what was queued when the app last closed."""
+        self._start_runner()
+
+    @property
+    def running_key(self) -> str:
+        """The key of the download in progress ('' when idle)."""
+        return self._running_key
+
+    def _start_runner(self) -> None:
+        if self._closing or (self._runner is not None and self._runner.is_alive()):
+            return
+        entry = self.queue.next_queued()
+        if entry is None:
+            return
+        self._running_key = entry.request.key
+        self._control = DownloadControl()
+        self.queue.update(entry.request.key, JobState.RUNNING)
+        self.queue_changed.emit()
+        self._runner = threading.Thread(
+            target=self._run_one,
+            args=(entry.request, self._control),
+            name="hub-download",
+            daemon=True,
+        )
+        self._runner.start()
+
+    def _run_one(self, request: DownloadRequest, control: DownloadControl) -> None:
+        try:
+            for event in self.service.downloader().run(request, control):
+                self._posted.emit(event)
+        except Exception as exc:  # noqa: BLE001 - report, never kill the window
+            logger.exception("download %s crashed", request.key)
+            self._posted.emit(
+                DownloadStopped(request.key, JobState.FAILED, f"Unexpected error: {exc}")
+            )
+        self._posted.emit(_Result("runner-done", request.key))
+
+    @Slot(object)
+    def _on_worker_posted(self, item: object) -> None:
+        if self._closing:  # shutdown() already settled the queue
+            return
+        if isinstance(item, DownloadProgress):
+            self.download_progress.emit(item)
+        elif isinstance(item, DownloadDone):
+            self.queue.update(item.key, JobState.DONE, path=str(item.path))
+            self.queue_changed.emit()
+            self.download_finished.emit(item.key, str(item.path))
+            self.library_changed.emit()
+        elif isinstance(item, DownloadStopped):
+            if item.state is JobState.CANCELLED:
+                self.queue.remove(item.key)
+            else:
+                self.queue.update(item.key, item.state, item.message)
+            self.queue_changed.emit()
+            self.download_stopped.emit(
+                item.key, item.state.value, item.message, item.hint, item.needs_token
+            )
+        elif isinstance(item, _Result):
+            self._on_result(item)
+
+    def _on_result(self, result: _Result) -> None:
+        if result.kind == "quants":
+            self.quants_ready.emit(*result.payload)
+        elif result.kind == "planned":
+            self.quant_planned.emit(*result.payload)
+        elif result.kind == "search":
+            self.search_ready.emit(*result.payload)
+        elif result.kind == "failed":
+            self.lookup_failed.emit(*result.payload)
+        elif result.kind == "runner-done":
+            if self._runner is not None:
+                self._runner.join(JOIN_TIMEOUT_S)
+            self._runner, self._control, self._running_key = None, None, ""
+            self._start_runner()
+
+    # --- library ------------------------------------------------------------------------
+
+    def models(self) -> list[library.LocalModel]:
+        """The local models (fast: a folder walk)."""
+        return library.list_models(self.service.paths)
+
+    def shutdown(self) -> None:
+        """Pause the running download and join every thread (the partial file stays)."""
+        self._closing = True
+        if self._control is not None:
+            self._control.pause()
+        for thread in [*self._threads, self._runner]:
+            if thread is not None:
+                thread.join(JOIN_TIMEOUT_S)
+        if self._running_key:
+            # it will resume at the next start: RUNNING turns back into QUEUED on load
+            self.queue.update(self._running_key, JobState.QUEUED)
+        self._threads, self._runner, self._control, self._running_key = [], None, None, ""
