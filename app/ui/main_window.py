@@ -7,10 +7,8 @@ conversation flow (send, stream, save, regenerate, edit, delete, export) lives i
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import time
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
@@ -21,10 +19,10 @@ from app.core import events as ev
 from app.core.chat.budget import Fitted
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.presets import PresetStore
-from app.core.chat.session import ChatSession
-from app.core.chat.store import ChatStore
-from app.core.chat.store_schema import StoreError
+from app.core.chat.session import ChatSession, open_history
 from app.core.errors import HerdError
+from app.core.hub import library
+from app.core.hub.service import HubService
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.ui.banners import CrashBanner, TemplateNotice, UndoBanner
@@ -34,8 +32,10 @@ from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
 from app.ui.conversations import ConversationController
-from app.ui.model_bar import ModelBar
+from app.ui.hub_bridge import HubBridge
+from app.ui.model_bar import ModelBar, library_menu_items
 from app.ui.model_controller import ModelController
+from app.ui.model_manager import ModelManagerDialog
 from app.ui.offload_panel import OffloadDialog
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.sidebar import ConversationSidebar
@@ -45,23 +45,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SIZE = (1180, 760)
 DRAFT_COUNT_DELAY_MS = 250  # count the draft's tokens once typing pauses
 GEOMETRY_KEY = "window_geometry"
-LIBRARY_KEY = "opened_models"
-_LATER_PART = re.compile(r"-(?!00001)\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)
-
-
-def open_store(paths: AppPaths) -> tuple[ChatStore, str]:
-    """The chat history; a damaged file is set aside (kept, not deleted) and a new one begun."""
-    try:
-        return ChatStore(paths.chats_db), ""
-    except StoreError as exc:
-        aside = paths.chats_db.with_name(f"{paths.chats_db.name}.damaged-{int(time.time())}")
-        logger.error("chat history unreadable (%s); moving it to %s", exc.user_message, aside)
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{paths.chats_db}{suffix}")
-            if source.exists():
-                source.rename(Path(f"{aside}{suffix}"))
-        note = f"{exc.user_message} It was kept as {aside.name}; Herd started a new history."
-        return ChatStore(paths.chats_db), note
 
 
 class MainWindow(QMainWindow):
@@ -79,11 +62,12 @@ class MainWindow(QMainWindow):
         self._paths = paths
         self._settings = settings
         self._closed = False
+        self._hub: HubBridge | None = None
         self.setWindowTitle("Herd")
         self.resize(*DEFAULT_SIZE)
         self.setAcceptDrops(True)
         self.bridge = bridge if bridge is not None else EngineBridge(paths, self)
-        self.store, store_note = open_store(paths)
+        self.store, store_note = open_history(paths.chats_db)
         self.presets = PresetStore(paths.config / "presets.json")
 
         last = Path(settings.last_model).parent if settings.last_model else paths.models
@@ -133,7 +117,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.models.show_no_model()
         self._on_models_model_gone()
-        self.model_bar.set_library(self._library_files())
+        self.refresh_library()
         self.conversations.clean_up()
         self.conversations.restore()
         self._restore_geometry()
@@ -188,6 +172,7 @@ class MainWindow(QMainWindow):
         self._action(chat, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         model = bar.addMenu("&Model")
         self._action(model, "&Open model file…", self.model_bar.ask_for_file, "Ctrl+O")
+        self._action(model, "&Download models…", self.open_model_manager, "Ctrl+Shift+M")
         self._action(model, "Offload && &Context…", self.models.open_plan)
         self._action(model, "&Unload", self.bridge.unload)
         settings = bar.addMenu("&Settings")
@@ -209,7 +194,8 @@ class MainWindow(QMainWindow):
         return action
 
     def _connect(self) -> None:
-        self.model_bar.library_changed.connect(self._on_model_bar_library_changed)
+        self.model_bar.file_opened.connect(self._on_model_bar_file_opened)
+        self.model_bar.manager_requested.connect(self.open_model_manager)
         self.chat_header.system_prompt_requested.connect(
             self._on_chat_header_system_prompt_requested
         )
@@ -284,6 +270,8 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.bridge.shutdown()
+        if self._hub is not None:
+            self._hub.shutdown()
         if self.conversations.session.replying:
             self.conversations.session.interrupt_reply()
         try:
@@ -314,25 +302,30 @@ class MainWindow(QMainWindow):
             self.composer.image_panel.add_paths(others)
         event.acceptProposedAction()
 
-    def _library_files(self) -> list[str]:
-        """Files the person opened (newest first), then models in the models folder."""
-        try:
-            opened = json.loads(self.store.get_state(LIBRARY_KEY) or "[]")
-        except (ValueError, HerdError):
-            opened = []
-        found = sorted(
-            str(p)
-            for p in self._paths.models.rglob("*.gguf")
-            if not p.name.lower().startswith("mmproj") and not _LATER_PART.search(p.name)
-        )
-        return [str(p) for p in opened if isinstance(p, str)] + found
+    def refresh_library(self) -> None:
+        """List the local models in the Load menu (most recently used first)."""
+        self.model_bar.set_library(library_menu_items(self._paths))
 
-    @Slot(list)
-    def _on_model_bar_library_changed(self, paths: list[str]) -> None:
-        try:
-            self.store.set_state(LIBRARY_KEY, json.dumps(paths))
-        except HerdError as exc:
-            logger.warning("could not save the model list: %s", exc.user_message)
+    def open_model_manager(self) -> ModelManagerDialog:
+        """Open the Model Manager (catalog, downloads, library); downloads outlive it."""
+        if self._hub is None:
+            service = HubService(self._paths, environ=dict(os.environ))
+            self._hub = HubBridge(service, self)
+        dialog = ModelManagerDialog(self._paths, self, bridge=self._hub)
+        dialog.model_chosen.connect(self.load_model)
+        dialog.finished.connect(self.refresh_library)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    @Slot(str)
+    def _on_model_bar_file_opened(self, path: str) -> None:
+        if not Path(path).resolve().is_relative_to(self._paths.hub_cache.resolve()):
+            try:
+                library.add_file(self._paths, Path(path))
+            except (HerdError, OSError) as exc:
+                logger.warning("could not add %s to the library: %s", path, exc)
+        self.refresh_library()
 
     def _restore_geometry(self) -> None:
         saved = self.store.get_state(GEOMETRY_KEY)
@@ -419,6 +412,11 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_models_model_ready(self, facts: ev.ModelFacts) -> None:
         self._draft_timer.start()
+        try:
+            library.record_use(self._paths, Path(facts.path))
+        except OSError as exc:
+            logger.warning("could not note the model's use: %s", exc)
+        self.refresh_library()
         if self.composer.image_panel is not None:
             reason = facts.vision_error or (
                 "This model has no vision projector: put its mmproj*.gguf next to the model "

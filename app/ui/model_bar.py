@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -20,13 +21,32 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import events as ev
+from app.core.errors import HerdError
+from app.core.hub import library
+from app.core.paths import AppPaths
 
+logger = logging.getLogger(__name__)
 _MUTED = "color: palette(placeholder-text);"
-LIBRARY_MAX = 20
 
 
 def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def library_menu_items(paths: AppPaths) -> list[tuple[str, str, str]]:
+    """The Load menu: downloaded and added models (most recently used first)."""
+    try:
+        models = library.list_models(paths)
+    except (HerdError, OSError) as exc:
+        logger.warning("could not list the local models: %s", exc)
+        return []
+    items = []
+    for model in models:
+        gib = model.size / 2**30
+        size = f"{gib:.1f} GiB" if gib >= 1 else f"{model.size / 2**20:.0f} MiB"
+        label = "  ·  ".join(p for p in (model.name, model.quant, size) if p)
+        items.append((label, str(model.path), f"{model.path}\n{model.source}"))
+    return items
 
 
 class ModelBar(QFrame):
@@ -36,7 +56,7 @@ class ModelBar(QFrame):
     unload_requested = Signal()
     cancel_requested = Signal()
     plan_requested = Signal()
-    library_changed = Signal(list)  # the remembered model files, newest first (str paths)
+    file_opened = Signal(str)  # a model file the person picked or dropped
     manager_requested = Signal()
 
     def __init__(self, start_dir: Path, parent: QWidget | None = None) -> None:
@@ -85,7 +105,7 @@ class ModelBar(QFrame):
         self.load_button.clicked.connect(self.ask_for_file)
         self.library_menu = QMenu(self)
         self.load_button.setMenu(self.library_menu)
-        self._library: list[str] = []
+        self._library: list[tuple[str, str, str]] = []
         self._rebuild_menu()
         row.addWidget(self.load_button)
         self.unload_button = QPushButton("Unload", self)
@@ -138,35 +158,28 @@ class ModelBar(QFrame):
     # -- the library ----------------------------------------------------------------
     @property
     def library(self) -> list[str]:
-        """The model files in the Load menu, newest first."""
-        return list(self._library)
+        """The model files in the Load menu, in menu order."""
+        return [path for _, path, _ in self._library]
 
-    def set_library(self, paths: list[str]) -> None:
-        """Show these model files in the Load menu (missing files are left out)."""
-        seen: set[str] = set()
-        self._library = []
-        for path in paths:
-            if path not in seen and Path(path).is_file():
-                seen.add(path)
-                self._library.append(path)
+    def set_library(self, items: list[tuple[str, str, str]]) -> None:
+        """Show these models in the Load menu: (label, path to load, tooltip) each."""
+        self._library = list(items)
         self._rebuild_menu()
 
     def remember(self, path: str | Path) -> None:
-        """Put a model file first in the Load menu (one the person opened or dropped)."""
-        path = str(Path(path))
-        self.set_library([path, *[p for p in self._library if p != path]][:LIBRARY_MAX])
-        self.library_changed.emit(self.library)
+        """A model file the person opened or dropped: it joins the library."""
+        self.file_opened.emit(str(Path(path)))
 
     def _rebuild_menu(self) -> None:
         menu = self.library_menu
         menu.clear()
-        for path in self._library:
-            action = menu.addAction(Path(path).name)
-            action.setToolTip(path)
-            action.setStatusTip(path)
+        for label, path, tip in self._library:
+            action = menu.addAction(label)
+            action.setToolTip(tip or path)
             action.triggered.connect(lambda _=False, p=path: self.load_requested.emit(p))
         if not self._library:
             menu.addAction("No models yet").setEnabled(False)
+        menu.setToolTipsVisible(True)
         menu.addSeparator()
         menu.addAction("Open a model file…", self.ask_for_file)
         menu.addAction("Download models…", self.manager_requested.emit)

@@ -151,7 +151,6 @@ class ModelController(QObject):
     @Slot(object)
     def _on_bridge_loaded(self, facts: ev.ModelFacts) -> None:
         self._bar.show_model(facts)
-        self._bar.remember(facts.path)
         self._meter.set_usage(0, facts.n_ctx)
         self._notice.show_warnings(
             facts.warnings, self._settings().load.template is TemplateChoice.MODEL

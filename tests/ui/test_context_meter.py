@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.core.chat.budget import OverflowPolicy
-from app.core.chat.messages import ChatMessage, Role
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings, Settings
 from app.ui.main_window import MainWindow
@@ -15,6 +14,7 @@ def _window(qtbot, tmp_path: Path) -> MainWindow:
     settings = Settings(
         load=LoadSettings(n_ctx=256, n_threads=1),
         sampling=SamplingSettings(max_tokens=16, seed=3),
+        default_preset_id="none",  # a 256-token context has no room for a system prompt
     )
     window = MainWindow(AppPaths.under(tmp_path / "home").ensure(), settings)
     qtbot.addWidget(window)
@@ -53,11 +53,13 @@ def test_overflow_stops_by_default_and_drops_oldest_when_chosen(
     try:
         with qtbot.waitSignal(window.bridge.loaded, timeout=30_000):
             window.load_model(tiny_scout)
-        old_turns = []
-        for i in range(12):
-            old_turns.append(ChatMessage(Role.USER, f"question {i}: tell me about the sea " * 2))
-            old_turns.append(ChatMessage(Role.ASSISTANT, f"answer {i}: the sea is wide " * 2))
-        window._history = old_turns  # a long chat, as if restored
+        session = window.conversations.session
+        for i in range(12):  # a long chat, as if restored
+            session.add_user(f"question {i}: tell me about the sea " * 2)
+            session.begin_reply()
+            session.finish_reply(f"answer {i}: the sea is wide " * 2)
+        window.conversations.restore()
+        assert len(window.chat_view.bubbles) == 24
         assert window.context_meter.policy is OverflowPolicy.STOP
         with qtbot.waitSignal(window.bridge.reply_failed, timeout=30_000) as failed:
             window.send_message("and now?")
@@ -65,7 +67,10 @@ def test_overflow_stops_by_default_and_drops_oldest_when_chosen(
 
         window.context_meter.policy_box.setCurrentIndex(1)
         assert window.context_meter.policy is OverflowPolicy.DROP_OLDEST
-        window._history = old_turns
+        assert session.conversation.overflow_policy is OverflowPolicy.STOP  # not refreshed
+        assert window.store.get(session.conversation_id).overflow_policy is (
+            OverflowPolicy.DROP_OLDEST  # the chat remembers its policy
+        )
         with qtbot.waitSignal(window.bridge.reply_finished, timeout=30_000) as finished:
             window.send_message("and now?")
         f = finished.args[0]

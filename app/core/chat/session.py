@@ -7,9 +7,11 @@ most that much), and edits and regenerations can be undone.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.store import ChatStore
@@ -20,8 +22,11 @@ from app.core.chat.store_schema import (
     Removed,
     ReplyStats,
     StoredMessage,
+    StoreError,
 )
 from app.core.errors import HerdError
+
+logger = logging.getLogger(__name__)
 
 SAVE_INTERVAL_S = 0.5  # a streaming reply is saved at least this often (issue: >= 1/s)
 TITLE_CHARS = 48
@@ -47,6 +52,25 @@ def title_from(text: str) -> str:
         return line
     cut = line[:TITLE_CHARS].rsplit(" ", 1)[0] or line[:TITLE_CHARS]
     return cut.rstrip(",.;:") + "…"
+
+
+def open_history(path: Path) -> tuple[ChatStore, str]:
+    """Open the chat history; a damaged file is set aside (kept, never deleted).
+
+    Returns:
+        The store, and a note for the person ("" when all was well).
+    """
+    try:
+        return ChatStore(path), ""
+    except StoreError as exc:
+        aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+        logger.error("chat history unreadable (%s); moving it to %s", exc.user_message, aside)
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                source.rename(Path(f"{aside}{suffix}"))
+        note = f"{exc.user_message} It was kept as {aside.name}; Herd started a new history."
+        return ChatStore(path), note
 
 
 class ChatSession:
