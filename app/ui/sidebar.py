@@ -63,11 +63,14 @@ class ConversationSidebar(QFrame):
             "#sidebar { border-right: 1px solid palette(mid); }"
             "#sidebar QListWidget { border: none; background: transparent; }"
             "#sidebar QListWidget::item { padding: 7px 8px; border-radius: 6px; }"
+            "#sidebar QListWidget::item:selected { background: palette(highlight);"
+            " color: palette(highlighted-text); }"
+            "#sidebar QListWidget::item:hover:!selected { background: palette(midlight); }"
         )
         column = QVBoxLayout(self)
         column.setContentsMargins(10, 10, 10, 10)
         column.setSpacing(8)
-        self.new_button = QPushButton("＋  New chat", self)
+        self.new_button = QPushButton("+  New chat", self)
         self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
         self.new_button.clicked.connect(self.new_requested)
         column.addWidget(self.new_button)
