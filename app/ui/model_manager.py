@@ -5,22 +5,21 @@ the ``.gguf`` to load (the first part of a split model). All Hub work runs in
 :class:`~app.ui.hub_bridge.HubBridge`. With its own bridge, closing the dialog pauses a
 running download, which resumes the next time the dialog opens (or with ``herd pull``);
 a window that passes in a long-lived ``bridge`` keeps downloads going while it is closed.
+The Downloads and Library tabs are :class:`~app.ui.model_downloads.DownloadsPage` and
+:class:`~app.ui.model_library.LibraryPage`; the catalog is the dialog's own.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
@@ -29,11 +28,8 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -41,45 +37,17 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import HerdError
 from app.core.hardware import Hardware
-from app.core.hub import library
 from app.core.hub.catalog import CURATED
-from app.core.hub.jobs import DownloadProgress, DownloadRequest, JobState
+from app.core.hub.jobs import DownloadRequest
 from app.core.hub.service import HubService
 from app.core.hub.verdict import Fit, size_text
 from app.core.paths import AppPaths
 from app.ui.hub_bridge import HubBridge, QuantsResult
+from app.ui.model_downloads import DownloadsPage
+from app.ui.model_library import LibraryPage
+from app.ui.model_tables import REPO_ROLE, make_item, make_table, selected_row
 
-REPO_ROLE = Qt.ItemDataRole.UserRole
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
-    table.setAlternatingRowColors(True)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
-    return table
-
-
-def _item(text: str, data: object = None) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    if data is not None:
-        item.setData(REPO_ROLE, data)
-    return item
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min left"
-    return f"{s // 60} min {s % 60:02d} s left" if s >= 60 else f"{s} s left"
+__all__ = ["REPO_ROLE", "DownloadsPage", "LibraryPage", "ModelManagerDialog"]
 
 
 class ModelManagerDialog(QDialog):
@@ -113,10 +81,15 @@ class ModelManagerDialog(QDialog):
         self._quants: QuantsResult | None = None
         self._planned: set[tuple[str, str]] = set()  # (repo, quant) the planner was asked
 
+        self.downloads = DownloadsPage(self.bridge, self._ask_confirm)
+        self.library = LibraryPage(paths, self.bridge, self._ask_confirm)
+        self.downloads_table = self.downloads.table
+        self.library_table = self.library.table
+
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_catalog(), "Catalog")
-        self.tabs.addTab(self._build_downloads(), "Downloads")
-        self.tabs.addTab(self._build_library(), "Library")
+        self.tabs.addTab(self.downloads, "Downloads")
+        self.tabs.addTab(self.library, "Library")
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.offline_box = QCheckBox("Offline (use only downloaded models)")
@@ -141,13 +114,10 @@ class ModelManagerDialog(QDialog):
         b.quant_planned.connect(self._on_bridge_planned)
         b.search_ready.connect(self._on_bridge_search)
         b.lookup_failed.connect(self._on_bridge_failed)
-        b.download_progress.connect(self._on_bridge_progress)
         b.download_finished.connect(self._on_bridge_finished)
         b.download_stopped.connect(self._on_bridge_stopped)
-        b.queue_changed.connect(self._refresh_downloads)
-        b.library_changed.connect(self._refresh_library)
-        self._refresh_downloads()
-        self._refresh_library()
+        self.library.model_chosen.connect(self.model_chosen)
+        self.library.message.connect(self.status.setText)
         b.start()  # resume what was queued when Herd last closed
 
     # --- catalog ------------------------------------------------------------------------
@@ -175,7 +145,7 @@ class ModelManagerDialog(QDialog):
         title_font = QFont(self.repo_title.font())
         title_font.setBold(True)
         self.repo_title.setFont(title_font)
-        self.quant_table = _table(["Quant", "Size on disk", "Files", "On this machine", ""])
+        self.quant_table = make_table(["Quant", "Size on disk", "Files", "On this machine", ""])
         self.quant_table.setWordWrap(False)
         header = self.quant_table.horizontalHeader()
         header.setStretchLastSection(False)
@@ -264,11 +234,11 @@ class ModelManagerDialog(QDialog):
         for row, (option, verdict) in enumerate(zip(q.quants, result.verdicts, strict=True)):
             best = row == result.best
             cells = [
-                _item(option.quant, row),
-                _item(size_text(option.size)),
-                _item(f"{option.n_parts} parts" if option.n_parts > 1 else "1 file"),
-                _item(verdict.text()),
-                _item("★ recommended" if best else ""),
+                make_item(option.quant, row),
+                make_item(size_text(option.size)),
+                make_item(f"{option.n_parts} parts" if option.n_parts > 1 else "1 file"),
+                make_item(verdict.text()),
+                make_item("★ recommended" if best else ""),
             ]
             for col, cell in enumerate(cells):
                 if best:
@@ -285,13 +255,9 @@ class ModelManagerDialog(QDialog):
             self.quant_table.selectRow(result.best)
         self.status.setText("")
 
-    def _selected_row(self, table: QTableWidget) -> int | None:
-        rows = table.selectionModel().selectedRows() if table.selectionModel() else []
-        return rows[0].row() if rows else None
-
     @Slot()
     def _on_quant_selected(self) -> None:
-        row = self._selected_row(self.quant_table)
+        row = selected_row(self.quant_table)
         if row is None or self._quants is None:
             self.download_button.setEnabled(False)
             return
@@ -317,7 +283,7 @@ class ModelManagerDialog(QDialog):
 
     @Slot()
     def _on_download_requested(self) -> None:
-        row = self._selected_row(self.quant_table)
+        row = selected_row(self.quant_table)
         if row is None or self._quants is None:
             return
         quants = self._quants.quants
@@ -344,74 +310,7 @@ class ModelManagerDialog(QDialog):
                     )
             return
 
-    # --- downloads ----------------------------------------------------------------------
-
-    def _build_downloads(self) -> QWidget:
-        self.downloads_table = _table(["Model", "Progress", "Status"])
-        self.downloads_table.horizontalHeader().setSectionResizeMode(
-            1, QHeaderView.ResizeMode.Stretch
-        )
-        self.downloads_table.horizontalHeader().setStretchLastSection(False)
-        buttons = QHBoxLayout()
-        for label, slot in (
-            ("Pause", self._on_pause_clicked),
-            ("Resume", self._on_resume_clicked),
-            ("Cancel…", self._on_cancel_clicked),
-            ("Remove from list", self._on_forget_clicked),
-        ):
-            button = QPushButton(label)
-            button.clicked.connect(slot)
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.addWidget(self.downloads_table, 1)
-        layout.addLayout(buttons)
-        return page
-
-    def _row_of(self, key: str) -> int | None:
-        for row in range(self.downloads_table.rowCount()):
-            if self.downloads_table.item(row, 0).data(REPO_ROLE) == key:
-                return row
-        return None
-
-    def _selected_key(self) -> str | None:
-        row = self._selected_row(self.downloads_table)
-        return None if row is None else self.downloads_table.item(row, 0).data(REPO_ROLE)
-
-    @Slot()
-    def _refresh_downloads(self) -> None:
-        entries = self.bridge.queue.entries
-        self.downloads_table.setRowCount(len(entries))
-        for row, e in enumerate(entries):
-            r = e.request
-            self.downloads_table.setItem(row, 0, _item(f"{r.title}\n{size_text(r.total)}", r.key))
-            bar = self.downloads_table.cellWidget(row, 1)
-            if not isinstance(bar, QProgressBar):
-                bar = QProgressBar()
-                bar.setRange(0, 1000)
-                self.downloads_table.setCellWidget(row, 1, bar)
-            if e.state is JobState.DONE:
-                bar.setValue(1000)
-            status = e.state.value.capitalize()
-            if e.message and e.state is not JobState.DONE:
-                status = f"{status}: {e.message}"
-            self.downloads_table.setItem(row, 2, _item(status))
-        self.downloads_table.resizeRowsToContents()
-
-    @Slot(object)
-    def _on_bridge_progress(self, p: DownloadProgress) -> None:
-        row = self._row_of(p.key)
-        if row is None:
-            return
-        bar = self.downloads_table.cellWidget(row, 1)
-        if isinstance(bar, QProgressBar):
-            bar.setValue(int(p.fraction * 1000))
-            bar.setFormat(f"{p.fraction * 100:.1f}%  {size_text(p.done)} of {size_text(p.total)}")
-        speed = f"{p.speed_bps / 1e6:.1f} MB/s, " if p.speed_bps else ""
-        name = p.filename.rsplit("/", 1)[-1]
-        text = f"{p.phase.capitalize()} {name}\n{speed}{_duration(p.eta_s)}"
-        self.downloads_table.setItem(row, 2, _item(text.strip()))
+    # --- downloads and library: what the pages leave to the dialog ------------------------
 
     @Slot(str, str)
     def _on_bridge_finished(self, key: str, path: str) -> None:
@@ -439,113 +338,24 @@ class ModelManagerDialog(QDialog):
         if key:
             self.bridge.resume(key)
 
-    @Slot()
+    # the pages' actions, also reachable on the dialog (tests and callers use these names)
+    def _row_of(self, key: str) -> int | None:
+        return self.downloads.row_of(key)
+
     def _on_pause_clicked(self) -> None:
-        if key := self._selected_key():
-            self.bridge.pause(key)
+        self.downloads.pause_selected()
 
-    @Slot()
     def _on_resume_clicked(self) -> None:
-        if key := self._selected_key():
-            self.bridge.resume(key)
+        self.downloads.resume_selected()
 
-    @Slot()
     def _on_cancel_clicked(self) -> None:
-        key = self._selected_key()
-        if key and self.confirm(
-            "Cancel the download?", "The part downloaded so far will be deleted."
-        ):
-            self.bridge.cancel(key)
+        self.downloads.cancel_selected()
 
-    @Slot()
-    def _on_forget_clicked(self) -> None:
-        if key := self._selected_key():
-            self.bridge.forget(key)
-
-    # --- library ------------------------------------------------------------------------
-
-    def _build_library(self) -> QWidget:
-        self.library_table = _table(["Model", "Quant", "Size", "Source", "Last used"])
-        self.library_table.doubleClicked.connect(self._on_load_clicked)
-        self.library_total = QLabel()
-        buttons = QHBoxLayout()
-        for label, slot in (
-            ("Load", self._on_load_clicked),
-            ("Show in folder", self._on_reveal_clicked),
-            ("Delete…", self._on_delete_clicked),
-            ("Add a file…", self._on_add_clicked),
-        ):
-            button = QPushButton(label)
-            button.clicked.connect(slot)
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.library_total)
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.addWidget(self.library_table, 1)
-        layout.addLayout(buttons)
-        return page
-
-    @Slot()
-    def _refresh_library(self) -> None:
-        self._models = self.bridge.models()
-        self.library_table.setRowCount(len(self._models))
-        for row, m in enumerate(self._models):
-            parts = f" ({m.n_parts} parts)" if m.n_parts > 1 else ""
-            used = (
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(m.last_used))
-                if m.last_used
-                else "never"
-            )
-            cells = [m.name + parts, m.quant, size_text(m.size), m.source, used]
-            for col, text in enumerate(cells):
-                self.library_table.setItem(row, col, _item(text, row if col == 0 else None))
-        total = sum(m.size for m in self._models)
-        n = len(self._models)
-        self.library_total.setText(f"{n} model{'s' * (n != 1)}, {size_text(total)} on disk")
-
-    def _selected_model(self) -> library.LocalModel | None:
-        row = self._selected_row(self.library_table)
-        return None if row is None else self._models[row]
-
-    @Slot()
     def _on_load_clicked(self) -> None:
-        model = self._selected_model()
-        if model is None:
-            return
-        library.record_use(self.paths, model.path)
-        self.model_chosen.emit(str(model.path))
-        self._refresh_library()
+        self.library.load_selected()
 
-    @Slot()
-    def _on_reveal_clicked(self) -> None:
-        if model := self._selected_model():
-            try:
-                library.reveal(model.path)
-            except HerdError as exc:
-                self.status.setText(exc.one_line())
-
-    @Slot()
     def _on_delete_clicked(self) -> None:
-        model = self._selected_model()
-        if model is None:
-            return
-        what = "forgotten (the file stays)" if model.repo_id is None else "deleted from disk"
-        if not self.confirm(f"Delete {model.name}?", f"{size_text(model.size)} will be {what}."):
-            return
-        freed = library.delete(self.paths, model)
-        self.status.setText(f"{model.name} removed; {size_text(freed)} freed.")
-        self._refresh_library()
-
-    @Slot()
-    def _on_add_clicked(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Add a model", "", "GGUF models (*.gguf)")
-        if name:
-            try:
-                library.add_file(self.paths, Path(name))
-            except HerdError as exc:
-                self.status.setText(exc.one_line())
-            self._refresh_library()
+        self.library.delete_selected()
 
     # --- dialogs and closing ------------------------------------------------------------
 
@@ -553,6 +363,9 @@ class ModelManagerDialog(QDialog):
     def _on_offline_toggled(self, offline: bool) -> None:
         self.service.offline = offline
         self.status.setText("Offline: only downloaded models are listed." if offline else "")
+
+    def _ask_confirm(self, title: str, text: str) -> bool:
+        return self.confirm(title, text)  # looked up at each call: tests replace it
 
     def _confirm_dialog(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(self, title, text)

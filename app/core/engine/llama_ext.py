@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
-import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +20,7 @@ from typing import IO, Any
 import llama_cpp
 import llama_cpp.llama_cpp as lib
 
+from app.core.engine.media_chunks import MediaChunk, stand_in_ids
 from app.core.settings import LoadSettings
 
 logger = logging.getLogger(__name__)
@@ -279,19 +278,6 @@ def backend_devices() -> list[tuple[str, str, int, int, int]]:
 
 
 # -- vision: llama.cpp's mtmd (the projector runs in the engine, beside the model) -----------
-@dataclasses.dataclass(frozen=True, slots=True)
-class MediaChunk:
-    """One piece of a tokenized multimodal prompt.
-
-    A text chunk holds its token ids. An image chunk holds one stand-in id per position
-    (negative, so never a real token, and derived from the image's digest, so the same image
-    at the same place gives the same ids: the prompt cache can then skip it next turn).
-    """
-
-    tokens: tuple[int, ...]
-    handle: Any = None  # the mtmd chunk (image chunks only); valid inside Projector.tokenize
-
-
 class Projector:
     """A vision projector (an ``mmproj`` GGUF) bound to a loaded model, run by mtmd."""
 
@@ -423,12 +409,3 @@ def _media_chunks(mtmd: Any, chunks: Any) -> list[MediaChunk]:
         n_pos = int(mtmd.mtmd_input_chunk_get_n_pos(chunk))
         result.append(MediaChunk(stand_in_ids(image_id, ordinal, n_pos), chunk))
     return result
-
-
-def stand_in_ids(image_id: bytes, ordinal: int, n: int) -> tuple[int, ...]:
-    """Negative ids for ``n`` positions of slice ``ordinal`` of the image ``image_id``."""
-    ids = []
-    for j in range(n):
-        h = hashlib.blake2b(b"%s:%d:%d" % (image_id, ordinal, j), digest_size=4).digest()
-        ids.append(-1 - (int.from_bytes(h, "little") & 0x3FFFFFFF))
-    return tuple(ids)

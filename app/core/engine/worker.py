@@ -8,25 +8,26 @@ never reaches the terminal. A reader thread watches stdin so a ``stop`` lands mi
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import queue
-import random
 import sys
 import threading
 import time
 from typing import IO, Any
 
 from app.core import events as ev
+from app.core.engine import generation
 from app.core.engine import protocol as proto
+from app.core.engine.generation import EMIT_EVERY_S
 from app.core.errors import HerdError
 from app.core.settings import LoadSettings, SamplingSettings
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["EMIT_EVERY_S", "PROGRESS_STEP", "Worker", "main"]
+
 PROGRESS_STEP = 0.01  # report load progress in 1% steps
-EMIT_EVERY_S = 0.004  # a faster model's tokens go out in batches: one pipe write per 4 ms
 
 
 class Worker:
@@ -260,103 +261,22 @@ class Worker:
             except RuntimeError as exc:  # an image's decode failed or Stop aborted it
                 llama_ext.clear_memory(llm)
                 if self._should_stop():
-                    self.emit(req.id, _stopped_before_reply(started))
+                    self.emit(req.id, generation.stopped_before_reply(started))
                 else:
                     self.emit(req.id, ev.Failed(f"The image failed: {exc}", "See the engine log."))
                 return
         else:
-            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-            bos = llm.token_bos()
-            if llama_ext.wants_bos(llm) and bos >= 0 and (not tokens or tokens[0] != bos):
-                tokens.insert(0, bos)  # the template left BOS to the tokenizer
-        n_ctx = llm.n_ctx()
-        if len(tokens) >= n_ctx:
-            self.emit(
-                req.id,
-                ev.Failed(
-                    f"The conversation is {len(tokens)} tokens; the context holds {n_ctx}.",
-                    "Start a new chat, shorten it, or load the model with a larger context.",
-                ),
-            )
-            return
-        stop_ids = set()
-        for text in req.args.get("stop_tokens", []):
-            ids = llm.tokenize(str(text).encode("utf-8"), add_bos=False, special=True)
-            if len(ids) == 1:
-                stop_ids.add(ids[0])
-        room = n_ctx - len(tokens)
-        budget = min(int(sampling.max_tokens), room) if sampling.max_tokens > 0 else room
-        seed = sampling.seed if sampling.seed >= 0 else random.randrange(1 << 31)
-        llm.set_seed(seed)
-
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-        n_gen = 0
-        unsent = 0  # tokens since the last Token event (a character can span several)
-        reason = ev.StopReason.MAX_TOKENS if budget < room else ev.StopReason.CONTEXT_FULL
-        first_at = 0.0
-        cached_before = llm.n_tokens if not images else self._cached_before
-        pending: list[str] = []  # text not yet sent
-        last_emit = 0.0
-        llama_ext.enable_abort_check(llm, True)  # a long prompt can be stopped mid-evaluation
-        try:
-            for tok in llm.generate(
-                tokens,
-                top_k=sampling.top_k,
-                top_p=sampling.top_p,
-                min_p=sampling.min_p,
-                temp=sampling.temperature,
-                repeat_penalty=sampling.repeat_penalty,
-            ):
-                if not first_at:
-                    first_at = time.perf_counter()
-                    llama_ext.enable_abort_check(llm, False)  # from here on: once per token
-                if self._should_stop():
-                    reason = ev.StopReason.USER
-                    break
-                if tok in stop_ids or llama_ext.is_end_of_generation(llm, tok):
-                    reason = ev.StopReason.END_OF_TURN
-                    break
-                n_gen += 1
-                unsent += 1
-                text = decoder.decode(llama_ext.token_bytes(llm, tok))
-                if text:
-                    pieces.append(text)
-                    pending.append(text)
-                    now = time.perf_counter()
-                    if now - last_emit >= EMIT_EVERY_S:
-                        self.emit(req.id, ev.Token("".join(pending), unsent))
-                        pending.clear()
-                        unsent, last_emit = 0, now
-                if n_gen >= budget:
-                    break
-        except RuntimeError as exc:  # llama_decode failed or was aborted by Stop
-            llama_ext.clear_memory(llm)
-            if not self._should_stop():
-                self.emit(req.id, ev.Failed(f"Generation failed: {exc}", "See the engine log."))
-                return
-            reason = ev.StopReason.USER
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            pieces.append(tail)
-            pending.append(tail)
-        if pending:
-            self.emit(req.id, ev.Token("".join(pending), max(unsent, 1)))
-        ended = time.perf_counter()
-        first_at = first_at or ended
-        evaluated = max(len(tokens) - min(cached_before, len(tokens)), 1)
-        self.emit(
-            req.id,
-            ev.Finished(
-                prompt_tokens=len(tokens),
-                generated_tokens=n_gen,
-                prompt_tok_s=evaluated / max(first_at - started, 1e-9),
-                decode_tok_s=(n_gen - 1) / (ended - first_at) if n_gen > 1 else 0.0,
-                stop_reason=reason,
-                time_to_first_token_s=first_at - started,
-                text="".join(pieces),
-                image_tokens=n_image_tokens,
-            ),
+            tokens = generation.text_tokens(llm, prompt)
+        generation.stream_reply(
+            llm,
+            tokens,
+            sampling,
+            [str(text) for text in req.args.get("stop_tokens", [])],
+            lambda event: self.emit(req.id, event),
+            self._should_stop,
+            started=started,
+            cached_before=llm.n_tokens if not images else self._cached_before,
+            image_tokens=n_image_tokens,
         )
 
     def _prefill_images(
@@ -369,17 +289,6 @@ class Worker:
             llm, self._projector, prompt, images, placeholder, self._should_stop
         )
         return tokens, n_image
-
-
-def _stopped_before_reply(started: float) -> ev.Finished:
-    return ev.Finished(
-        prompt_tokens=0,
-        generated_tokens=0,
-        prompt_tok_s=0.0,
-        decode_tok_s=0.0,
-        stop_reason=ev.StopReason.USER,
-        time_to_first_token_s=time.perf_counter() - started,
-    )
 
 
 def _token_text(llm: Any, token: int) -> str:

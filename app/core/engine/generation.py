@@ -1,0 +1,157 @@
+"""The reply loop of the engine process: sample, stream text out in batches, then Finished.
+
+Runs in the engine process on a loaded ``llama_cpp.Llama``, after the prompt is tokenized
+(and its images, if any, evaluated). Only ``llama_ext`` touches llama.cpp; it is imported
+lazily, as the app side imports this package's modules too.
+"""
+
+from __future__ import annotations
+
+import codecs
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from app.core import events as ev
+from app.core.settings import SamplingSettings
+
+EMIT_EVERY_S = 0.004  # a faster model's tokens go out in batches: one pipe write per 4 ms
+
+
+def text_tokens(llm: Any, prompt: str) -> list[int]:
+    """``prompt`` as ids, special tokens parsed, BOS first when the model wants one."""
+    from app.core.engine import llama_ext
+
+    tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    bos = llm.token_bos()
+    if llama_ext.wants_bos(llm) and bos >= 0 and (not tokens or tokens[0] != bos):
+        tokens.insert(0, bos)  # the template left BOS to the tokenizer
+    return tokens
+
+
+def stream_reply(
+    llm: Any,
+    tokens: list[int],
+    sampling: SamplingSettings,
+    stop_tokens: Sequence[str],
+    emit: Callable[[Any], None],
+    should_stop: Callable[[], bool],
+    *,
+    started: float,
+    cached_before: int,
+    image_tokens: int = 0,
+) -> None:
+    """Generate after ``tokens``: Token events (batched), then Finished, or Failed.
+
+    Args:
+        llm: The loaded model; ``tokens`` but the last may already be in its context.
+        tokens: The whole prompt as ids.
+        sampling: Sampling settings; ``max_tokens`` <= 0 means up to the context's end.
+        stop_tokens: Texts that end the reply when they are one token each.
+        emit: Sends one event to the app.
+        should_stop: True once Stop was pressed (checked between tokens).
+        started: When the request began (``time.perf_counter()``), for the speeds.
+        cached_before: Prompt positions found already evaluated (for the prompt speed).
+        image_tokens: Positions the prompt's images fill (reported in Finished).
+    """
+    from app.core.engine import llama_ext
+
+    n_ctx = llm.n_ctx()
+    if len(tokens) >= n_ctx:
+        emit(
+            ev.Failed(
+                f"The conversation is {len(tokens)} tokens; the context holds {n_ctx}.",
+                "Start a new chat, shorten it, or load the model with a larger context.",
+            ),
+        )
+        return
+    stop_ids = set()
+    for text in stop_tokens:
+        ids = llm.tokenize(str(text).encode("utf-8"), add_bos=False, special=True)
+        if len(ids) == 1:
+            stop_ids.add(ids[0])
+    room = n_ctx - len(tokens)
+    budget = min(int(sampling.max_tokens), room) if sampling.max_tokens > 0 else room
+    seed = sampling.seed if sampling.seed >= 0 else random.randrange(1 << 31)
+    llm.set_seed(seed)
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pieces: list[str] = []
+    n_gen = 0
+    unsent = 0  # tokens since the last Token event (a character can span several)
+    reason = ev.StopReason.MAX_TOKENS if budget < room else ev.StopReason.CONTEXT_FULL
+    first_at = 0.0
+    pending: list[str] = []  # text not yet sent
+    last_emit = 0.0
+    llama_ext.enable_abort_check(llm, True)  # a long prompt can be stopped mid-evaluation
+    try:
+        for tok in llm.generate(
+            tokens,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            min_p=sampling.min_p,
+            temp=sampling.temperature,
+            repeat_penalty=sampling.repeat_penalty,
+        ):
+            if not first_at:
+                first_at = time.perf_counter()
+                llama_ext.enable_abort_check(llm, False)  # from here on: once per token
+            if should_stop():
+                reason = ev.StopReason.USER
+                break
+            if tok in stop_ids or llama_ext.is_end_of_generation(llm, tok):
+                reason = ev.StopReason.END_OF_TURN
+                break
+            n_gen += 1
+            unsent += 1
+            text = decoder.decode(llama_ext.token_bytes(llm, tok))
+            if text:
+                pieces.append(text)
+                pending.append(text)
+                now = time.perf_counter()
+                if now - last_emit >= EMIT_EVERY_S:
+                    emit(ev.Token("".join(pending), unsent))
+                    pending.clear()
+                    unsent, last_emit = 0, now
+            if n_gen >= budget:
+                break
+    except RuntimeError as exc:  # llama_decode failed or was aborted by Stop
+        llama_ext.clear_memory(llm)
+        if not should_stop():
+            emit(ev.Failed(f"Generation failed: {exc}", "See the engine log."))
+            return
+        reason = ev.StopReason.USER
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        pieces.append(tail)
+        pending.append(tail)
+    if pending:
+        emit(ev.Token("".join(pending), max(unsent, 1)))
+    ended = time.perf_counter()
+    first_at = first_at or ended
+    evaluated = max(len(tokens) - min(cached_before, len(tokens)), 1)
+    emit(
+        ev.Finished(
+            prompt_tokens=len(tokens),
+            generated_tokens=n_gen,
+            prompt_tok_s=evaluated / max(first_at - started, 1e-9),
+            decode_tok_s=(n_gen - 1) / (ended - first_at) if n_gen > 1 else 0.0,
+            stop_reason=reason,
+            time_to_first_token_s=first_at - started,
+            text="".join(pieces),
+            image_tokens=image_tokens,
+        ),
+    )
+
+
+def stopped_before_reply(started: float) -> ev.Finished:
+    """The Finished of a request that Stop ended before its first token."""
+    return ev.Finished(
+        prompt_tokens=0,
+        generated_tokens=0,
+        prompt_tok_s=0.0,
+        decode_tok_s=0.0,
+        stop_reason=ev.StopReason.USER,
+        time_to_first_token_s=time.perf_counter() - started,
+    )
