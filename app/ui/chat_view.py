@@ -18,7 +18,15 @@ from datetime import datetime
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core import events as ev
 from app.core.chat.messages import Role
@@ -94,6 +102,7 @@ class MessageBubble(QFrame):
         self._images = tuple(images)
         self._max_width = 0
         self._streaming = False
+        self._footer_reserve = 0
         self._last_render = 0.0
         self._render_cost = 0.0
         self._render_timer = QTimer(self)
@@ -104,13 +113,11 @@ class MessageBubble(QFrame):
         column.setContentsMargins(14, 10, 14, 6)
         column.setSpacing(6)
         self.thumbs = [ImageThumb(path, self) for path in self._images]
-        if self.thumbs:
-            row = QHBoxLayout()
-            row.setSpacing(6)
-            for thumb in self.thumbs:
-                row.addWidget(thumb)
-            row.addStretch(1)
-            column.addLayout(row)
+        self._thumb_grid = QGridLayout()
+        self._thumb_grid.setSpacing(6)
+        self._thumb_grid.setAlignment(Qt.AlignmentFlag.AlignLeft)
+        self._thumb_columns = 0
+        column.addLayout(self._thumb_grid)
         self.body = MarkdownBody(self)
         if theme is not None:
             self.body.set_theme(theme)
@@ -187,8 +194,13 @@ class MessageBubble(QFrame):
         """While streaming, Copy is hidden; at the end the last text is rendered at once."""
         self._streaming = streaming
         self.copy_button.setVisible(not streaming)
-        if not streaming:
-            self._render()
+        if streaming:
+            # make room now for the footer that comes at the end: were the bubble to widen
+            # then, every block would be laid out again
+            note = self._footer.fontMetrics().horizontalAdvance(FOOTER_SAMPLE)
+            self._footer_reserve = note + 2 * self.regenerate_button.sizeHint().width() + 16
+        if not streaming and self._render_timer.isActive():
+            self._render()  # the text that was waiting for its turn
 
     def set_footer(self, text: str) -> None:
         """Show a small line under the message."""
@@ -258,25 +270,24 @@ class MessageBubble(QFrame):
         room = max(80, self._max_width - margins.left() - margins.right())
         width = max(self.body.natural_width(room), self._footer_width())
         if self.thumbs:
-            width = max(width, sum(t.sizeHint().width() + 6 for t in self.thumbs))
+            width = max(width, self._arrange_thumbs(room))
         self.body.set_width(min(room, max(width, 8)))
         if self.editing:
             self.edit_panel.setFixedWidth(room)
 
-    def _footer_width(self) -> int:
-        """Room for the footer row.
+    def _arrange_thumbs(self, room: int) -> int:
+        """Lay the thumbnails out in as many columns as fit; returns the width they take."""
+        cell = max(t.sizeHint().width() for t in self.thumbs) + self._thumb_grid.spacing()
+        columns = max(1, min(len(self.thumbs), room // cell))
+        if columns != self._thumb_columns:
+            self._thumb_columns = columns
+            for n, thumb in enumerate(self.thumbs):
+                self._thumb_grid.addWidget(thumb, n // columns, n % columns)
+        return min(room, columns * cell)
 
-        A reply reserves room for its footer while it streams, so the footer that comes at
-        the end does not widen the bubble and lay every block out again.
-        """
-        width = self._footer_row.sizeHint().width()
-        if self._role is Role.ASSISTANT:
-            note = self._footer.fontMetrics().horizontalAdvance(FOOTER_SAMPLE)
-            buttons = (
-                self.regenerate_button.sizeHint().width() + self.copy_button.sizeHint().width()
-            )
-            width = max(width, note + buttons + 16)
-        return width
+    def _footer_width(self) -> int:
+        """Room for the footer row (and, for a streamed reply, for its coming footer)."""
+        return max(self._footer_row.sizeHint().width(), self._footer_reserve)
 
     @Slot()
     def _on_render_timer_timeout(self) -> None:
