@@ -4,27 +4,45 @@ It covers what chat messages use: headings, paragraphs, nested lists, block quot
 GFM tables, fenced code, and inline code, emphasis, strike-through and links. Raw HTML is
 shown as text, never interpreted, and only http(s) and mailto links become links.
 :func:`split_blocks` cuts a message at its blank lines and code fences so that a reply
-being streamed re-renders only its last block.
+being streamed re-renders only its last block. Pygments work is in ``markdown_code``.
 """
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from pygments.lexer import Lexer
-from pygments.lexers import TextLexer, get_all_lexers, get_lexer_by_name
-from pygments.styles import get_style_by_name
-from pygments.token import Token, _TokenType
-from pygments.util import ClassNotFound
+from app.ui.markdown_code import (
+    CODE_CHUNK_LINES,
+    DARK_CODE_STYLE,
+    LIGHT_CODE_STYLE,
+    code_chunks,
+    code_html,
+    highlight_code,
+    warm_up,
+)
 
-LIGHT_CODE_STYLE = "default"
-DARK_CODE_STYLE = "one-dark"
-CODE_CHUNK_LINES = 16
+__all__ = [  # the code highlighting names are re-exported from app.ui.markdown_code
+    "CODE_CHUNK_LINES",
+    "DARK_CODE_STYLE",
+    "GAP_PX",
+    "HEADING_SCALE",
+    "LIGHT_CODE_STYLE",
+    "LINK_SCHEMES",
+    "Block",
+    "BlockKind",
+    "MarkdownTheme",
+    "code_chunks",
+    "code_html",
+    "highlight_code",
+    "render_markdown",
+    "split_blocks",
+    "warm_up",
+]
+
 GAP_PX = 8  # between top-level blocks, here and between a bubble's block widgets
 HEADING_SCALE = {1: 1.45, 2: 1.25, 3: 1.12, 4: 1.0, 5: 1.0, 6: 1.0}
 LINK_SCHEMES = ("http://", "https://", "mailto:")
@@ -158,86 +176,6 @@ def render_markdown(source: str, theme: MarkdownTheme, *, hard_breaks: bool = Tr
     """
     lines = source.replace("\r\n", "\n").replace("\x00", "").expandtabs(4).split("\n")
     return _Renderer(theme, hard_breaks).blocks(lines, top=True)
-
-
-def highlight_code(code: str, language: str, *, dark: bool) -> str:
-    """Code as HTML spans coloured by Pygments (no wrapper; newlines kept)."""
-    out = []
-    for ttype, value in _lexer(language).get_tokens(code):
-        text = html.escape(value, quote=False)
-        css = _token_css(ttype, dark)
-        out.append(f'<span style="{css}">{text}</span>' if css else text)
-    return "".join(out)
-
-
-def code_html(code: str, language: str, *, dark: bool) -> str:
-    """A code block's body: highlighted, wrapped at the width, whitespace kept.
-
-    Qt drops one newline at each end of a ``pre-wrap`` block, hence the two added here.
-    """
-    body = highlight_code(code, language, dark=dark)
-    return f'<div style="white-space:pre-wrap">\n{body}\n</div>'
-
-
-def code_chunks(code: str, size: int = CODE_CHUNK_LINES) -> list[str]:
-    """Cut long code into pieces of about ``size`` lines; joined with newlines, they are it.
-
-    Each piece is highlighted and laid out on its own, so a long block streams at the cost
-    of its last piece. A cut goes after a blank line followed by an unindented line (top-level
-    code, seldom inside a string), so each piece lexes as it would in the whole; with no
-    such place a piece is cut at ``2 * size`` lines.
-    """
-    lines = code.split("\n")
-    chunks: list[str] = []
-    start = 0
-    for i in range(1, len(lines)):
-        top_level = not lines[i - 1].strip() and lines[i][:1] not in ("", " ", "\t")
-        if (i - start >= size and top_level) or i - start >= 2 * size:
-            chunks.append("\n".join(lines[start:i]))
-            start = i
-    chunks.append("\n".join(lines[start:]))
-    return chunks
-
-
-def warm_up() -> None:
-    """Load Pygments' lexer table and the Python lexer now, not during the first reply."""
-    highlight_code("x = 1", "python", dark=False)
-
-
-@functools.cache
-def _known_languages() -> frozenset[str]:
-    """Every lexer alias Pygments has (read from its table, no lexer is imported)."""
-    lexers = get_all_lexers(plugins=False)
-    return frozenset(alias for _, aliases, _, _ in lexers for alias in aliases)
-
-
-@functools.lru_cache(maxsize=64)
-def _lexer(language: str) -> Lexer:
-    # an unknown name would make Pygments scan every plugin (~100 ms), so check first;
-    # while a fence streams in, its language arrives a few letters at a time
-    options = {"stripnl": False, "ensurenl": False}
-    if language in _known_languages():
-        try:
-            return get_lexer_by_name(language, **options)
-        except ClassNotFound:
-            pass
-    return TextLexer(**options)
-
-
-@functools.lru_cache(maxsize=1024)
-def _token_css(ttype: _TokenType, dark: bool) -> str:
-    if ttype in (Token, Token.Text, Token.Text.Whitespace):
-        return ""  # plain text takes the palette's colour
-    style = get_style_by_name(DARK_CODE_STYLE if dark else LIGHT_CODE_STYLE)
-    found = style.style_for_token(ttype)
-    parts = []
-    if found["color"]:
-        parts.append(f"color:#{found['color']}")
-    if found["bold"]:
-        parts.append("font-weight:600")
-    if found["italic"]:
-        parts.append("font-style:italic")
-    return "; ".join(parts)
 
 
 class _Renderer:

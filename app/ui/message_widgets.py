@@ -1,43 +1,31 @@
-"""The pieces of a message bubble: Markdown blocks, code blocks, image thumbnails.
+"""The pieces of a message bubble: Markdown blocks, code blocks, the inline editor.
 
 A message's Markdown is cut into blocks (:func:`app.ui.markdown.split_blocks`); each text
 block is a rich-text QLabel and each fenced code block a :class:`CodeBlockView` with its own
 Copy button. While a reply streams only its last block changes, so only that one widget is
 re-rendered and re-measured (a selection therefore stays within one block; each message
-and each code block has a Copy button).
+and each code block has a Copy button). Image thumbnails are in ``image_viewer``.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import (
-    QFont,
-    QFontDatabase,
-    QGuiApplication,
-    QIcon,
-    QImageReader,
-    QKeyEvent,
-    QPixmap,
-    QTextDocument,
-)
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QKeyEvent, QTextDocument
 from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
     QFrame,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from app.ui.image_viewer import THUMB_PX, ImageThumb, ImageViewerDialog
 from app.ui.markdown import (
     GAP_PX,
     Block,
@@ -49,7 +37,20 @@ from app.ui.markdown import (
     split_blocks,
 )
 
-THUMB_PX = 160
+__all__ = [  # the image widgets are re-exported from app.ui.image_viewer
+    "THUMB_PX",
+    "CodeBlockView",
+    "EditPanel",
+    "ImageThumb",
+    "ImageViewerDialog",
+    "MarkdownBody",
+    "RichLabel",
+    "action_button",
+    "code_font",
+    "copy_to_clipboard",
+    "natural_width",
+]
+
 COPIED_MS = 1200  # how long a Copy button says "Copied"
 CODE_PADDING = 10  # inside a code block's frame, each side
 SELECTABLE = (
@@ -328,67 +329,6 @@ class MarkdownBody(QWidget):
             widget.setText(html)
         self._html[i] = html
         self._widths[i] = None
-
-
-class ImageThumb(QToolButton):
-    """A picture in a message, at most ``THUMB_PX`` square; a click opens it full size."""
-
-    def __init__(self, path: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("imageThumb")
-        self.path = path
-        self.viewer: ImageViewerDialog | None = None
-        self.setAutoRaise(True)
-        self.setToolTip(Path(path).name)
-        reader = QImageReader(path)
-        reader.setAutoTransform(True)
-        size = reader.size()
-        if size.isValid() and (size.width() > THUMB_PX or size.height() > THUMB_PX):
-            size = size.scaled(THUMB_PX, THUMB_PX, Qt.AspectRatioMode.KeepAspectRatio)
-            reader.setScaledSize(size)
-        image = reader.read()
-        if image.isNull():
-            self.setText(f"{Path(path).name}\n(image not found)")
-            self.setEnabled(False)
-        else:
-            self.setIcon(QIcon(QPixmap.fromImage(image)))
-            self.setIconSize(QSize(image.width(), image.height()))
-            self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.clicked.connect(self._on_self_clicked)
-
-    @Slot()
-    def _on_self_clicked(self) -> None:
-        self.viewer = ImageViewerDialog(self.path, self)
-        self.viewer.show()
-
-
-class ImageViewerDialog(QDialog):
-    """A picture at full size, scrollable when it is larger than the screen."""
-
-    def __init__(self, path: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("imageViewer")
-        self.setWindowTitle(Path(path).name)
-        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        reader = QImageReader(path)
-        reader.setAutoTransform(True)
-        self.image_label = QLabel(self)
-        self.image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image_label.setPixmap(QPixmap.fromImage(reader.read()))
-        scroll = QScrollArea(self)
-        scroll.setWidget(self.image_label)
-        scroll.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
-        buttons.rejected.connect(self.reject)
-        column = QVBoxLayout(self)
-        column.addWidget(scroll, 1)
-        column.addWidget(buttons)
-        screen = self.screen().availableGeometry()
-        hint = self.image_label.sizeHint() + QSize(40, 80)
-        self.resize(
-            min(hint.width(), int(screen.width() * 0.8)),
-            min(hint.height(), int(screen.height() * 0.8)),
-        )
 
 
 class EditPanel(QWidget):
