@@ -172,10 +172,19 @@ class ConversationController(QObject):
         self.conversation_changed.emit()
         return True
 
+    def _can_reply(self) -> bool:
+        """Whether a new reply can start now (else the person is told why)."""
+        if self._streaming or self._bridge.loading:
+            return False
+        if self._bridge.facts is None:
+            self._window.statusBar().showMessage("Load a model first.", 5000)
+            return False
+        return True
+
     @Slot()
     def regenerate(self) -> None:
         """Write the last reply again (the old one can be brought back with Undo)."""
-        if self._streaming or self._bridge.loading:
+        if not self._can_reply():
             return
         try:
             undo = self.session.take_last_reply()
@@ -188,7 +197,8 @@ class ConversationController(QObject):
 
     def edit(self, index: int, text: str) -> None:
         """Replace the ``index``-th message and everything after it with a new reply."""
-        if self._streaming or self._bridge.loading:
+        if not self._can_reply():
+            self._show_messages()  # the bubble shows the saved text again
             return
         try:
             undo = self.session.edit_user_message(index, text)

@@ -172,6 +172,8 @@ class ImagePanel(QFrame):
         count_box.addWidget(self.count_label)
         count_box.addStretch(1)
         layout.addLayout(count_box)
+        layout.addStretch(0)  # takes the room while no thumbnails are shown
+        self._layout = layout
         self._refresh()
 
     # -- state -------------------------------------------------------------------------
@@ -337,6 +339,7 @@ class ImagePanel(QFrame):
         else:
             self.attach_button.setToolTip(self._reason or "Images cannot be attached now.")
         self.scroll.setVisible(bool(self._images))
+        self._layout.setStretch(self._layout.count() - 1, 0 if self._images else 1)
         n = len(self._images)
         self.count_label.setText(f"{n} of {MAX_IMAGES}" if n else "")
 

@@ -131,9 +131,9 @@ class ModelBar(QFrame):
     def show_model(self, facts: ev.ModelFacts) -> None:
         """A model is loaded."""
         name = facts.name or Path(facts.path).stem
-        context = f"context {facts.n_ctx:,} tokens"
+        context = f"context {facts.n_ctx:,}"
         if facts.n_ctx_train:
-            context = f"context {facts.n_ctx:,} of {facts.n_ctx_train:,} tokens"
+            context = f"context {facts.n_ctx:,} of {facts.n_ctx_train:,}"
         parts = [Path(facts.path).name, facts.description, context, _size(facts.size_bytes)]
         details = "  ·  ".join(p for p in parts if p)
         self._set(name, details, loading=False, loaded=True)
