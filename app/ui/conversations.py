@@ -8,7 +8,6 @@ can be brought back from the undo banner.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from app.core import events as ev
 from app.core.chat import attachments
 from app.core.chat.budget import OverflowPolicy
+from app.core.chat.export import export_name, write_export
 from app.core.chat.messages import Role
 from app.core.chat.session import ChatSession, Undo
 from app.core.chat.store_schema import DeleteToken, MessageState, ReplyStats, StoredMessage
@@ -97,6 +97,7 @@ class ConversationController(QObject):
         self._system_prompt = system_prompt
         self._window = parent
         self._streaming = False  # a reply of the open conversation is being written
+        self._closed = False
         self._undo: Undo | DeleteToken | None = None
         sidebar.new_requested.connect(self.new_chat)
         sidebar.conversation_selected.connect(self._on_sidebar_conversation_selected)
@@ -128,8 +129,15 @@ class ConversationController(QObject):
             logger.warning("could not reopen the last conversation: %s", exc.user_message)
         self._show_open_conversation()
 
+    def close(self) -> None:
+        """The window is closing: nothing more is shown or asked (the store closes next)."""
+        self._closed = True
+        self._undo_banner.withdraw()
+
     def refresh_sidebar(self) -> None:
         """Re-list the conversations (newest activity first, filtered by the search)."""
+        if self._closed:
+            return
         try:
             conversations = self.session.store.list_conversations(self._sidebar.query)
         except HerdError as exc:
@@ -231,27 +239,17 @@ class ConversationController(QObject):
             self._report(exc)
             return None
         if target is None:
-            stem = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip()
             kind = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
             chosen, _ = QFileDialog.getSaveFileName(
-                self._window, "Export chat", str(Path.home() / f"{stem or 'chat'}.{fmt}"), kind
+                self._window, "Export chat", str(Path.home() / export_name(title, fmt)), kind
             )
             if not chosen:
                 return None
             target = Path(chosen)
         try:
-            if fmt == "md":
-                text = store.export_markdown(conversation_id)
-            else:
-                text = json.dumps(store.export_json(conversation_id), indent=2, ensure_ascii=False)
-            target.write_text(text + "\n", encoding="utf-8")
+            write_export(store, conversation_id, fmt, target)
         except HerdError as exc:
             self._report(exc)
-            return None
-        except OSError as exc:
-            QMessageBox.warning(
-                self._window, "Export failed", f"Herd could not write {target}:\n{exc.strerror}"
-            )
             return None
         return target
 
@@ -319,7 +317,7 @@ class ConversationController(QObject):
 
     @Slot(str)
     def _on_bridge_token_batch(self, text: str) -> None:
-        if not self._streaming:
+        if not self._streaming or self._closed:
             return  # the tail of a reply the person walked away from
         self._view.append_reply(text)
         try:
@@ -383,6 +381,8 @@ class ConversationController(QObject):
 
     def _report(self, exc: HerdError) -> None:
         logger.warning("%s (%s)", exc.user_message, exc.hint)
+        if self._closed:
+            return
         QMessageBox.warning(self._window, "Herd", f"{exc.user_message}\n\n{exc.hint}".strip())
 
     # -- slots -----------------------------------------------------------------------

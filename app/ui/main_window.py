@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from app.core import events as ev
@@ -33,6 +33,7 @@ from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
 from app.ui.conversations import ConversationController
 from app.ui.hub_bridge import HubBridge
+from app.ui.menus import build_menus
 from app.ui.model_bar import ModelBar, library_menu_items
 from app.ui.model_controller import ModelController
 from app.ui.model_manager import ModelManagerDialog
@@ -109,7 +110,7 @@ class MainWindow(QMainWindow):
         self.models.settings_changed.connect(self.apply_settings)
         self.models.model_ready.connect(self._on_models_model_ready)
         self.models.model_gone.connect(self._on_models_model_gone)
-        self._build_menus()
+        build_menus(self)
         self._draft_timer = QTimer(self)
         self._draft_timer.setSingleShot(True)
         self._draft_timer.setInterval(DRAFT_COUNT_DELAY_MS)
@@ -159,39 +160,6 @@ class MainWindow(QMainWindow):
         self.context_meter = ContextMeter(self)
         self.statusBar().addPermanentWidget(self.context_meter)
         self._prompt_tokens = 0
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        chat = bar.addMenu("&Chat")
-        self._action(chat, "&New chat", self.conversations.new_chat, QKeySequence.StandardKey.New)
-        self._action(chat, "&Search chats", self.sidebar.focus_search, "Ctrl+K")
-        chat.addSeparator()
-        self._action(chat, "Export as &Markdown…", lambda: self._export("md"), "Ctrl+Shift+E")
-        self._action(chat, "Export as &JSON…", lambda: self._export("json"))
-        chat.addSeparator()
-        self._action(chat, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        model = bar.addMenu("&Model")
-        self._action(model, "&Open model file…", self.model_bar.ask_for_file, "Ctrl+O")
-        self._action(model, "&Download models…", self.open_model_manager, "Ctrl+Shift+M")
-        self._action(model, "Offload && &Context…", self.models.open_plan)
-        self._action(model, "&Unload", self.bridge.unload)
-        settings = bar.addMenu("&Settings")
-        self._action(settings, "&Preferences…", self.open_settings, "Ctrl+,")
-        self._action(settings, "System prompt for this chat…", self.open_system_prompt)
-        stop = QAction("Stop reply", self)
-        stop.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        stop.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        stop.triggered.connect(self._on_composer_stop_requested)
-        stop.setEnabled(False)  # Esc stays free for dialogs and the inline editor otherwise
-        self.bridge.busy_changed.connect(lambda _busy: stop.setEnabled(self.bridge.generating))
-        self.addAction(stop)
-
-    def _action(self, menu, text, slot, shortcut=None) -> QAction:  # noqa: ANN001
-        action = menu.addAction(text)
-        action.triggered.connect(slot)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        return action
 
     def _connect(self) -> None:
         self.model_bar.file_opened.connect(self._on_model_bar_file_opened)
@@ -269,6 +237,8 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        self._draft_timer.stop()
+        self.conversations.close()
         self.bridge.shutdown()
         if self._hub is not None:
             self._hub.shutdown()
@@ -332,7 +302,8 @@ class MainWindow(QMainWindow):
         if saved:
             self.restoreGeometry(QByteArray.fromBase64(saved.encode()))
 
-    def _export(self, fmt: str) -> None:
+    def export_open_chat(self, fmt: str) -> None:
+        """Export the open conversation (``md`` or ``json``), asking where."""
         conversation_id = self.conversations.session.conversation_id
         if conversation_id is None:
             self.statusBar().showMessage("Nothing to export yet: this chat is empty.", 5000)
@@ -370,11 +341,18 @@ class MainWindow(QMainWindow):
             self.chat_header.set_conversation(conversation.title, conversation.system_prompt)
 
     @Slot()
+    def stop_reply(self) -> None:
+        """Stop the reply being written (Esc, the Stop button)."""
+        self.bridge.stop()
+
+    @Slot()
     def _on_composer_stop_requested(self) -> None:
         self.bridge.stop()
 
     @Slot()
     def _on_draft_timer_timeout(self) -> None:
+        if self._closed:
+            return
         draft = self.composer.text.strip()
         messages = self.history + ([ChatMessage(Role.USER, draft)] if draft else [])
         if messages:

@@ -1,0 +1,53 @@
+"""The main window's menu bar and its shortcuts (Ctrl+N, Ctrl+K, Esc, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
+
+
+def _add(
+    menu: QMenu, text: str, slot: Callable[[], object], shortcut: QKeySequence | str | None = None
+) -> QAction:
+    action = menu.addAction(text)
+    action.triggered.connect(lambda _checked=False: slot())
+    if shortcut is not None:
+        action.setShortcut(QKeySequence(shortcut))
+    return action
+
+
+def build_menus(window: MainWindow) -> None:
+    """Chat, Model and Settings menus, and Esc to stop a reply from anywhere in the window."""
+    bar = window.menuBar()
+    chat = bar.addMenu("&Chat")
+    _add(chat, "&New chat", window.conversations.new_chat, QKeySequence.StandardKey.New)
+    _add(chat, "&Search chats", window.sidebar.focus_search, "Ctrl+K")
+    chat.addSeparator()
+    _add(chat, "Export as &Markdown…", lambda: window.export_open_chat("md"), "Ctrl+Shift+E")
+    _add(chat, "Export as &JSON…", lambda: window.export_open_chat("json"))
+    chat.addSeparator()
+    _add(chat, "&Quit", window.close, QKeySequence.StandardKey.Quit)
+    model = bar.addMenu("&Model")
+    _add(model, "&Open model file…", window.model_bar.ask_for_file, "Ctrl+O")
+    _add(model, "&Download models…", window.open_model_manager, "Ctrl+Shift+M")
+    _add(model, "Offload && &Context…", window.models.open_plan)
+    _add(model, "&Unload", window.bridge.unload)
+    settings = bar.addMenu("&Settings")
+    _add(settings, "&Preferences…", window.open_settings, "Ctrl+,")
+    _add(settings, "System prompt for this chat…", window.open_system_prompt)
+
+    stop = QAction("Stop reply", window)
+    stop.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+    stop.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    stop.triggered.connect(window.stop_reply)
+    stop.setEnabled(False)  # Esc stays free for dialogs and the inline editor otherwise
+    bridge = window.bridge
+    bridge.busy_changed.connect(lambda _busy: stop.setEnabled(bridge.generating))
+    window.addAction(stop)
