@@ -1,0 +1,111 @@
+"""Images in the real window: attach, send through the tiny Llama 4 and its projector, keep,
+show after a restart, and clean up when the chat is deleted for good."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from app.core.chat.messages import Role
+from app.core.paths import AppPaths
+from app.core.settings import LoadSettings, SamplingSettings, Settings
+from app.ui.main_window import MainWindow
+
+
+def _settings() -> Settings:
+    return Settings(
+        load=LoadSettings(n_ctx=1024, n_threads=1),
+        sampling=SamplingSettings(max_tokens=4, seed=1),
+        default_preset_id="none",
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> AppPaths:
+    return AppPaths.under(tmp_path / "home").ensure()
+
+
+def _window(qtbot, home: AppPaths) -> MainWindow:
+    window = MainWindow(home, _settings())
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _photo(path: Path, color: str) -> Path:
+    Image.new("RGB", (64, 48), color).save(path)
+    return path
+
+
+def test_images_go_to_the_model_are_saved_and_cleaned_up(
+    qtbot, home: AppPaths, tmp_path: Path, tiny_vision_model: Path, tiny_scout: Path
+) -> None:
+    window = _window(qtbot, home)
+    panel = window.composer.image_panel
+    assert panel is not None and not panel.attach_button.isEnabled()  # no model yet
+    with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
+        window.load_model(tiny_vision_model)
+    assert panel.attach_button.isEnabled()
+
+    photos = [_photo(tmp_path / "a.png", "red"), _photo(tmp_path / "b.jpg", "blue")]
+    assert panel.add_paths(photos) == 2
+    qtbot.keyClicks(window.composer.editor, "What colours are these?")
+    with qtbot.waitSignal(window.bridge.prompt_fitted, timeout=60_000) as fitted:
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    with_images = fitted.args[0].prompt_tokens
+    qtbot.waitSignal(window.bridge.reply_finished, timeout=60_000).wait()
+    qtbot.waitUntil(lambda: not window.conversations.streaming, timeout=5_000)
+    assert panel.images == () and window.composer.text == ""  # sent: the draft is empty
+
+    (user, _reply) = window.chat_view.bubbles
+    assert user.role is Role.USER and len(user.images) == 2
+    assert all(Path(p).parent == home.images for p in user.images)  # copies, by sha256
+    stored = window.store.messages(window.conversations.session.conversation_id)[0]
+    assert all(ref.startswith("sha256:") for ref in stored.images)
+    text_only = window.bridge.client.count_tokens(
+        messages=[m.__class__(m.role, m.content) for m in window.history[:1]]
+    )
+    assert with_images > text_only + 2  # each image brought its own tokens
+
+    window.close()  # a restart shows the images again
+    again = _window(qtbot, home)
+    assert [len(b.images) for b in again.chat_view.bubbles] == [2, 0]
+    assert all(Path(p).is_file() for p in again.chat_view.bubbles[0].images)
+
+    again.sidebar.delete_requested.emit(again.conversations.session.conversation_id)
+    assert len(list(home.images.iterdir())) == 2  # undo is still possible
+    again.undo_banner.close_button.click()  # the delete stands
+    assert list(home.images.iterdir()) == []
+    again.close()
+
+
+def test_a_text_only_model_disables_images_and_says_why(
+    qtbot, home: AppPaths, tiny_scout: Path
+) -> None:
+    window = _window(qtbot, home)
+    with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
+        window.load_model(tiny_scout)
+    panel = window.composer.image_panel
+    assert panel is not None and not panel.attach_button.isEnabled()
+    assert "mmproj" in panel.attach_button.toolTip()
+    window.close()
+
+
+def test_a_broken_image_is_refused_and_the_draft_stays(
+    qtbot, home: AppPaths, tmp_path: Path, tiny_vision_model: Path
+) -> None:
+    window = _window(qtbot, home)
+    with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
+        window.load_model(tiny_vision_model)
+    bogus = tmp_path / "holiday.png"
+    bogus.write_text("this is not a picture")
+    qtbot.keyClicks(window.composer.editor, "Look at this")
+    panel = window.composer.image_panel
+    assert panel is not None
+    assert panel.add_paths([bogus]) == 0
+    assert "holiday.png" in window.statusBar().currentMessage()
+    assert window.composer.text == "Look at this"
+    window.close()
