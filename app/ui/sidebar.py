@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
     QInputDialog,
@@ -97,6 +98,13 @@ class ConversationSidebar(QFrame):
         self.search.textChanged.connect(self._search_timer.start)
         self.list.currentItemChanged.connect(self._on_list_current_item_changed)
         self.list.customContextMenuRequested.connect(self._on_list_context_menu_requested)
+        self.list.itemDoubleClicked.connect(self._on_list_item_double_clicked)
+        delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list)
+        delete.setContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.activated.connect(self._on_delete_shortcut_activated)
+        rename = QShortcut(QKeySequence(Qt.Key.Key_F2), self.list)
+        rename.setContext(Qt.ShortcutContext.WidgetShortcut)
+        rename.activated.connect(self._on_rename_shortcut_activated)
         self._updating = False
 
     @property
@@ -171,6 +179,22 @@ class ConversationSidebar(QFrame):
         if not self._updating and current is not None:
             self.conversation_selected.emit(current.data(ID_ROLE))
 
+    @Slot(QListWidgetItem)
+    def _on_list_item_double_clicked(self, item: QListWidgetItem) -> None:
+        self.ask_rename(item.data(ID_ROLE))
+
+    @Slot()
+    def _on_delete_shortcut_activated(self) -> None:
+        current = self.current_id()
+        if current is not None:
+            self.delete_requested.emit(current)
+
+    @Slot()
+    def _on_rename_shortcut_activated(self) -> None:
+        current = self.current_id()
+        if current is not None:
+            self.ask_rename(current)
+
     @Slot(QPoint)
     def _on_list_context_menu_requested(self, pos: QPoint) -> None:
         item = self.list.itemAt(pos)
@@ -183,7 +207,7 @@ class ConversationSidebar(QFrame):
     def context_menu(self, conversation_id: int) -> QMenu:
         """The actions for one conversation (Rename, Export, Delete)."""
         menu = QMenu(self)
-        menu.addAction("Rename…", lambda: self.ask_rename(conversation_id))
+        menu.addAction("Rename…", lambda: self.ask_rename(conversation_id)).setShortcut("F2")
         menu.addAction(
             "Export as Markdown…", lambda: self.export_requested.emit(conversation_id, "md")
         )
@@ -191,5 +215,6 @@ class ConversationSidebar(QFrame):
             "Export as JSON…", lambda: self.export_requested.emit(conversation_id, "json")
         )
         menu.addSeparator()
-        menu.addAction("Delete", lambda: self.delete_requested.emit(conversation_id))
+        remove = menu.addAction("Delete", lambda: self.delete_requested.emit(conversation_id))
+        remove.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
         return menu

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from PySide6.QtCore import Qt
+
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.store_schema import Conversation
 from app.ui.sidebar import ConversationSidebar, when
@@ -67,3 +69,15 @@ def test_context_menu_actions_emit(qtbot):
         menu.actions()[2].trigger()
     assert blocker.args == [7, "json"]
     menu.deleteLater()
+
+
+def test_delete_key_on_the_list_deletes_the_selected_chat(qtbot):
+    sidebar = ConversationSidebar()
+    qtbot.addWidget(sidebar)
+    sidebar.show()
+    sidebar.set_conversations([_conv(3, "A", time.time()), _conv(4, "B", time.time())], 4)
+    sidebar.list.setFocus()
+    qtbot.waitUntil(sidebar.list.hasFocus, timeout=2000)
+    with qtbot.waitSignal(sidebar.delete_requested) as blocker:
+        qtbot.keyClick(sidebar.list, Qt.Key.Key_Delete)
+    assert blocker.args == [4]
