@@ -6,28 +6,21 @@ cancels and restarts, resumes it with HTTP Range, hashes while writing, and move
 into the Hugging Face cache only when its sha256 is the Hub's LFS hash. Metadata, auth,
 endpoint and the HTTP session are huggingface_hub's (through :class:`HubClient`).
 
-Speed (bench/download_throughput.py): the body arrives in 1 MiB reads rather than
-httpcore's 64 KiB (:func:`tune_http_reads`), is written with ``os.write`` straight from the
-received block, and is hashed on a second thread (:class:`_Hasher`; hashlib drops the GIL on
-big blocks), so receiving, writing and hashing overlap on two cores.
+Speed (bench/download_throughput.py): the body arrives in 1 MiB reads, is written with
+``os.write`` straight from the received block and is hashed on a second thread (all in
+:mod:`app.core.hub.transfer`), so receiving, writing and hashing overlap on two cores.
 """
 
 from __future__ import annotations
 
-import collections
 import errno
-import hashlib
 import logging
 import os
-import queue
 import re
-import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from app.core.errors import HerdError
 from app.core.hub import cache as hub_cache
@@ -50,44 +43,25 @@ from app.core.hub.jobs import (
     DownloadStopped,
     JobState,
 )
+from app.core.hub.transfer import (
+    HASH_BLOCK,
+    FreeSpace,
+    Hasher,
+    Rate,
+    free_space,
+    lock_partial,
+    size_of,
+    tune_http_reads,
+    write_all,
+)
 from app.core.jobs import CancelToken
 from app.core.plan_text import size as fmt_size
 
 logger = logging.getLogger(__name__)
 
 CHUNK: int | None = None  # None: the blocks as they arrive (no re-chunking copies)
-READ_BYTES = 1 << 20  # bytes per recv on huggingface_hub's HTTP/1.1 connections
-HASH_BLOCK = 1 << 20  # reading back a resumed part, through the hasher's queue
-HASH_QUEUE = 32  # blocks received but not yet hashed (about 32 MiB at most)
 PROGRESS_EVERY_S = 0.1
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-FreeSpace = Callable[[Path], int]
-
-
-def free_space(folder: Path) -> int:
-    """Free bytes on the file system holding ``folder`` (or its nearest existing parent)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
-
-
-def tune_http_reads(size: int = READ_BYTES) -> None:
-    """Let HTTP/1.1 connections read up to ``size`` bytes per ``recv`` (httpcore: 64 KiB).
-
-    huggingface_hub's session is httpx2 on httpcore2, whose h11 parsing costs Python time per
-    read, not per byte: at 64 KiB a download tops out near 300 MB/s on loopback, at 1 MiB
-    near 1 GB/s. Only the read size changes (framing, TLS, proxies stay the library's); a
-    read returns what the socket holds, so small answers are not delayed.
-    """
-    try:  # httpx2's transport (not a direct dependency: a later httpx2 may change it)
-        from httpcore2 import HTTP11Connection
-    except ImportError:
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", size) < size:
-        HTTP11Connection.READ_NUM_BYTES = size
-
 
 def partial_path(downloads: Path, request: DownloadRequest, f: RemoteFile) -> Path:
     """The partial file of ``f``: named by its sha256, else by repository and name."""
@@ -112,75 +86,12 @@ def discard_partials(downloads: Path, request: DownloadRequest) -> None:
         partial_path(downloads, request, f).unlink(missing_ok=True)
 
 
-class _Rate:
-    """Speed over the last few seconds, for the speed and ETA shown."""
-
-    def __init__(self, clock: Callable[[], float], window_s: float = 3.0) -> None:
-        self._clock = clock
-        self._window = window_s
-        self._samples: collections.deque[tuple[float, int]] = collections.deque()
-
-    def add(self, done: int) -> float:
-        now = self._clock()
-        self._samples.append((now, done))
-        while len(self._samples) > 2 and now - self._samples[0][0] > self._window:
-            self._samples.popleft()
-        t0, d0 = self._samples[0]
-        return (done - d0) / (now - t0) if now > t0 else 0.0
-
-
 @dataclass(slots=True)
 class _Tally:
     request: DownloadRequest
     total: int
     done: int = 0
     last_emit: float = 0.0
-
-
-_RESET = b""  # on the hasher's queue (where blocks are never empty): start a new sha256
-
-
-class _Hasher:
-    """sha256 on its own thread, fed in order; hashlib releases the GIL on big blocks."""
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=HASH_QUEUE)
-        self._thread = threading.Thread(target=self._work, name="herd-sha256", daemon=True)
-        self._thread.start()
-
-    def __enter__(self) -> _Hasher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def update(self, block: bytes) -> None:
-        """Hash ``block`` after the blocks before it (waits while the queue is full)."""
-        if block:
-            self._queue.put(block)
-
-    def reset(self) -> None:
-        """Start over (the server ignored Range and sends the file from byte 0)."""
-        self._queue.put(_RESET)
-
-    def hexdigest(self) -> str:
-        """The digest of every block given; ends the thread."""
-        self.close()
-        return self._hash.hexdigest()
-
-    def close(self) -> None:
-        """Hash what is queued, then join the thread."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def _work(self) -> None:
-        while (block := self._queue.get()) is not None:
-            if not block:  # _RESET
-                self._hash = hashlib.sha256()
-            else:
-                self._hash.update(block)
 
 
 class Downloader:
@@ -258,7 +169,7 @@ class Downloader:
         self.check_space(request, todo)
         tally = _Tally(request, sum(f.size for f in request.files))
         tally.done = sum(f.size for f in request.files if f not in todo)
-        rate = _Rate(self._clock)
+        rate = Rate(self._clock)
         paths: dict[str, Path] = {}
         for f in request.files:
             if f in todo:
@@ -276,7 +187,7 @@ class Downloader:
             DiskSpaceError: naming the shortfall.
         """
         have = {f.name: partial_path(self.downloads, request, f) for f in todo}
-        needed = sum(max(f.size - _size(have[f.name]), 0) for f in todo)
+        needed = sum(max(f.size - size_of(have[f.name]), 0) for f in todo)
         free = self._free_space(self.downloads)
         if needed > free:
             short = needed - free
@@ -301,7 +212,7 @@ class Downloader:
         f: RemoteFile,
         control: CancelToken,
         tally: _Tally,
-        rate: _Rate,
+        rate: Rate,
     ) -> Iterator[DownloadEvent]:
         # by commit, so every part of a split model comes from the same one
         revision = request.commit or request.revision
@@ -317,8 +228,8 @@ class Downloader:
         part = partial_path(self.downloads, request, f)
         base = tally.done
         failures, renewed_at = 0, -1
-        with part.open("ab") as out, _Hasher() as hasher:
-            _lock(out, part)
+        with part.open("ab") as out, Hasher() as hasher:
+            lock_partial(out, part)
             fd = out.fileno()  # O_APPEND: every write lands at the end, also after a truncate
             offset = out.seek(0, os.SEEK_END)
             if offset > size:
@@ -346,7 +257,7 @@ class Downloader:
                             hasher.reset()
                             offset = 0
                         for block in response.iter_bytes(self.chunk):
-                            _write(fd, block)
+                            write_all(fd, block)
                             hasher.update(block)
                             offset += len(block)
                             tally.done = base + offset
@@ -402,7 +313,7 @@ class Downloader:
         name: str,
         file_done: int,
         file_total: int,
-        rate: _Rate | None,
+        rate: Rate | None,
         phase: str,
         force: bool = False,
     ) -> DownloadProgress | None:
@@ -424,38 +335,3 @@ class Downloader:
             eta_s=left / speed if speed > 0 else None,
             phase=phase,
         )
-
-
-def _write(fd: int, block: bytes) -> None:
-    """Write all of ``block`` to ``fd`` (no buffer in between: the block is written once)."""
-    done = os.write(fd, block)
-    if done < len(block):
-        view = memoryview(block)
-        while done < len(block):
-            done += os.write(fd, view[done:])
-
-
-def _lock(handle: BinaryIO, part: Path) -> None:
-    """Hold a partial file for this job alone (another window or ``herd pull`` may run).
-
-    Raises:
-        HubError: another process is downloading the same file.
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows: the sha256 check still catches interleaved writes
-        return
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        raise HubError(
-            f"{part.name} is being downloaded by another Herd (a window or `herd pull`).",
-            "Wait for it to finish; this download resumes from its data afterwards.",
-        ) from exc
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
