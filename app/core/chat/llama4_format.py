@@ -13,6 +13,12 @@ models::
 
 (no newlines between the pieces). llama.cpp's built-in ``llama4`` template trims every
 message, which is not what the model was trained on, so Herd renders the prompt itself.
+
+A prompt is rendered as :data:`Segment` s: the format's own text, whose special tokens
+(``<|eot|>``, ``<|image|>`` ...) are control tokens, and the messages' contents, which the
+engine always tokenizes as plain text. So text a person types or pastes that looks like a
+control token stays text: it cannot end a turn, start a fake assistant turn, or claim an
+image slot.
 """
 
 from __future__ import annotations
@@ -42,7 +48,11 @@ __all__ = [
     "TILE_Y_SEPARATOR",
     "PromptFormat",
     "PromptFormatKind",
+    "Segment",
+    "join_segments",
     "render_llama4",
+    "merge_segments",
+    "render_llama4_segments",
     "select_prompt_format",
 ]
 
@@ -68,6 +78,28 @@ STOP_TOKENS: tuple[str, ...] = (EOT, EOM)
 """Generation stops at either: end of turn, or a tool call waiting for its result."""
 
 LLAMA4_FORMAT_NAME = "Llama 4 (official)"
+
+Segment = tuple[str, bool]
+"""``(text, is_format)``: True for the format's own text (special tokens in it are control
+tokens), False for a message's content (always plain text, whatever it looks like)."""
+
+
+def join_segments(segments: Sequence[Segment]) -> str:
+    """The prompt text the segments make up."""
+    return "".join(text for text, _ in segments)
+
+
+def merge_segments(segments: Sequence[Segment]) -> list[Segment]:
+    """Drop empty segments and join neighbours of the same kind."""
+    merged: list[Segment] = []
+    for text, is_format in segments:
+        if not text:
+            continue
+        if merged and merged[-1][1] == is_format:
+            merged[-1] = (merged[-1][0] + text, is_format)
+        else:
+            merged.append((text, is_format))
+    return merged
 
 
 def _header(role: Role) -> str:
@@ -103,34 +135,55 @@ def render_llama4(
 ) -> str:
     """Render a conversation in Llama 4's official chat format, byte for byte.
 
+    The text of :func:`render_llama4_segments`, joined (see there).
+
+    Raises:
+        TemplateError: The conversation breaks the format's rules.
+    """
+    return join_segments(
+        render_llama4_segments(
+            messages, add_generation_prompt=add_generation_prompt, include_bos=include_bos
+        )
+    )
+
+
+def render_llama4_segments(
+    messages: Sequence[ChatMessage],
+    *,
+    add_generation_prompt: bool = True,
+    include_bos: bool = True,
+) -> list[Segment]:
+    """Render a conversation in Llama 4's official chat format, as format and content parts.
+
     The system message is trimmed (as the official template does); every other message
-    is kept verbatim. Each image becomes one :data:`IMAGE` placeholder before the text.
+    is kept verbatim. Each image becomes one :data:`IMAGE` placeholder (format text) before
+    the text.
 
     Args:
         messages: The conversation; an optional system message first.
         add_generation_prompt: End with the assistant header so the model answers.
         include_bos: Start with ``<|begin_of_text|>``. Tokenize the result with BOS
-            adding off (and special tokens parsed), or pass False and let the tokenizer
-            add BOS.
+            adding off, or pass False and let the tokenizer add BOS.
 
     Returns:
-        The prompt text.
+        The prompt as merged :data:`Segment` s.
 
     Raises:
         TemplateError: The conversation breaks the format's rules (empty, a system message
             that is not first, images on a system or tool message).
     """
     _validate(messages)
-    parts: list[str] = [BEGIN_OF_TEXT] if include_bos else []
+    parts: list[Segment] = [(BEGIN_OF_TEXT, True)] if include_bos else []
     for message in messages:
-        parts.append(_header(message.role))
-        parts.extend(IMAGE for _ in message.images)
+        parts.append((_header(message.role), True))
+        parts.extend((IMAGE, True) for _ in message.images)
         # Meta's reference and the official template both trim only the system prompt.
-        parts.append(message.content.strip() if message.role is Role.SYSTEM else message.content)
-        parts.append(EOM if message.expects_tool_result else EOT)
+        content = message.content.strip() if message.role is Role.SYSTEM else message.content
+        parts.append((content, False))
+        parts.append((EOM if message.expects_tool_result else EOT, True))
     if add_generation_prompt:
-        parts.append(_header(Role.ASSISTANT))
-    return "".join(parts)
+        parts.append((_header(Role.ASSISTANT), True))
+    return merge_segments(parts)
 
 
 class PromptFormatKind(Enum):
@@ -230,19 +283,32 @@ class PromptFormat:
         return self.kind is not PromptFormatKind.COMPLETION_ONLY
 
     def render(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
-        """Render a conversation into prompt text.
+        """Render a conversation into prompt text (:meth:`render_segments`, joined).
+
+        Raises:
+            TemplateError: The model has no chat template, the conversation breaks the
+                format, or the model's template fails.
+        """
+        return join_segments(
+            self.render_segments(messages, add_generation_prompt=add_generation_prompt)
+        )
+
+    def render_segments(
+        self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True
+    ) -> list[Segment]:
+        """Render a conversation as format text and message contents (see :data:`Segment`).
 
         Raises:
             TemplateError: The model has no chat template, the conversation breaks the
                 format, or the model's template fails.
         """
         if self.kind is PromptFormatKind.LLAMA4:
-            return render_llama4(messages, add_generation_prompt=add_generation_prompt)
+            return render_llama4_segments(messages, add_generation_prompt=add_generation_prompt)
         if self.kind is PromptFormatKind.MODEL_TEMPLATE and self.template is not None:
             # Imported here because template_check imports this module.
-            from app.core.chat.template_check import render_chat_template
+            from app.core.chat.template_check import render_chat_template_segments
 
-            return render_chat_template(
+            return render_chat_template_segments(
                 self.template,
                 messages,
                 add_generation_prompt=add_generation_prompt,

@@ -8,8 +8,11 @@ way Hugging Face transformers renders chat templates (``trim_blocks``, ``lstrip_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +25,13 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from app.core.chat.llama4_format import BEGIN_OF_TEXT, EOT, render_llama4
+from app.core.chat.llama4_format import (
+    BEGIN_OF_TEXT,
+    EOT,
+    Segment,
+    merge_segments,
+    render_llama4,
+)
 from app.core.chat.messages import ChatMessage, Role, to_template_dicts
 from app.core.errors import TemplateError
 
@@ -31,6 +40,7 @@ __all__ = [
     "TemplateComparison",
     "compare_with_llama4",
     "render_chat_template",
+    "render_chat_template_segments",
 ]
 
 logger = logging.getLogger(__name__)
@@ -163,6 +173,78 @@ def render_chat_template(
             f"The model's chat template failed: {type(exc).__name__}: {exc}",
             "Use another build of this model.",
         ) from exc
+
+
+def render_chat_template_segments(
+    template: str,
+    messages: Sequence[ChatMessage],
+    **kwargs: Any,
+) -> list[Segment]:
+    """Render a model's own template as format text and message contents.
+
+    The template is rendered twice: as is, and with each message's content replaced by a
+    unique sentinel. The sentinels mark where contents sit in the real rendering (a
+    template may trim them, so the trimmed content is tried too); the rest is the
+    template's own text. When the two renderings cannot be lined up (the template
+    transforms or inspects contents in other ways), the whole prompt is returned as format
+    text, as before, and a warning is logged: special tokens typed into messages are then
+    parsed.
+
+    Args:
+        template: The Jinja source.
+        messages: The conversation.
+        **kwargs: As :func:`render_chat_template`.
+
+    Raises:
+        TemplateError: As :func:`render_chat_template`.
+    """
+    text = render_chat_template(template, messages, **kwargs)
+    nonce = secrets.token_hex(8)
+    sentinels = [f"\u2063herd{nonce}n{i}\u2063" for i in range(len(messages))]
+    try:
+        marked = render_chat_template(
+            template,
+            [dataclasses.replace(m, content=s) for m, s in zip(messages, sentinels, strict=True)],
+            **kwargs,
+        )
+    except TemplateError:
+        marked = ""
+    segments = _line_up(text, marked, nonce, messages) if marked else None
+    if segments is None:
+        logger.warning("chat template: message contents not located; special text is parsed")
+        return [(text, True)]
+    return segments
+
+
+def _line_up(
+    text: str, marked: str, nonce: str, messages: Sequence[ChatMessage]
+) -> list[Segment] | None:
+    pieces = re.split(f"\u2063herd{nonce}n(\\d+)\u2063", marked)
+    segments: list[Segment] = []
+    pos = 0
+    for k, piece in enumerate(pieces):
+        if k % 2 == 0:  # the template's own text
+            if not text.startswith(piece, pos):
+                return None
+            segments.append((piece, True))
+            pos += len(piece)
+            continue
+        content = messages[int(piece)].content
+        after = pieces[k + 1]
+        last = k + 1 == len(pieces) - 1
+        for candidate in dict.fromkeys(
+            (content, content.strip(), content.rstrip(), content.lstrip())
+        ):
+            end = pos + len(candidate)
+            if text.startswith(candidate, pos) and (
+                text[end:] == after if last else text.startswith(after, end)
+            ):
+                segments.append((candidate, False))
+                pos = end
+                break
+        else:
+            return None
+    return merge_segments(segments) if pos == len(text) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,14 +113,14 @@ class EngineClient(EngineProcess):
         without one, a conversation with images fails with a message saying so.
         """
         try:
-            prompt = self._format().render(messages)
+            segments = self._format().render_segments(messages)
             images = self._image_paths(messages, require_vision=True)
         except HerdError as exc:
             yield ev.Failed(exc.user_message, exc.hint)
             return
-        yield from self.complete(
-            prompt, sampling, cancel, stop_tokens=self._format().stop_strings, images=images
-        )
+        args = self._generate_args(sampling, self._format().stop_strings, images)
+        args["segments"] = [list(segment) for segment in segments]
+        yield from self._job(proto.OP_GENERATE, args, cancel)
 
     def complete(
         self,
@@ -130,34 +130,45 @@ class EngineClient(EngineProcess):
         stop_tokens: Sequence[str] = (),
         images: Sequence[str | Path] = (),
     ) -> Iterator[Any]:
-        """Plain completion of ``prompt`` (special tokens in it are parsed).
+        """Plain completion of ``prompt``, the person's own raw text.
 
-        Each image file in ``images`` replaces one ``<|image|>`` placeholder, in order.
+        Special tokens in it are parsed (``<|eot|>`` is the control token): a raw prompt is
+        written in the model's format on purpose. Chat (:meth:`chat`) never parses special
+        tokens in message contents. Each image file in ``images`` replaces one ``<|image|>``
+        placeholder, in order.
         """
-        args: dict[str, Any] = {
-            "prompt": prompt,
-            "sampling": sampling.to_dict(),
-            "stop_tokens": list(stop_tokens),
-        }
+        args = self._generate_args(sampling, stop_tokens, images)
+        args["prompt"] = prompt
+        yield from self._job(proto.OP_GENERATE, args, cancel)
+
+    @staticmethod
+    def _generate_args(
+        sampling: SamplingSettings, stop_tokens: Sequence[str], images: Sequence[str | Path]
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"sampling": sampling.to_dict(), "stop_tokens": list(stop_tokens)}
         if images:
             args["images"] = [str(p) for p in images]
             args["image_placeholder"] = IMAGE
-        yield from self._job(proto.OP_GENERATE, args, cancel)
+        return args
 
     def count_tokens(
         self, text: str | None = None, messages: Sequence[ChatMessage] | None = None
     ) -> int:
         """Tokens in ``text``, or in ``messages`` as the model will see them.
 
-        Images count with all the tokens the projector gives them. Without a projector
-        (the images cannot be sent) each counts as its one placeholder token.
+        ``text`` is raw (special tokens parsed, no BOS added). ``messages`` are counted
+        exactly as :meth:`chat` evaluates them (contents as plain text, BOS included), so
+        the count equals ``Finished.prompt_tokens``. Images count with all the tokens the
+        projector gives them. Without a projector (the images cannot be sent) each counts
+        as its one placeholder token.
 
         Raises:
             EngineError: the engine could not count (an image is unreadable, a crash).
         """
         args: dict[str, Any] = {"text": text or ""}
         if messages is not None:
-            args["text"] = self._format().render(messages)
+            segments = self._format().render_segments(messages)
+            args = {"segments": [list(segment) for segment in segments]}
             images = self._image_paths(messages, require_vision=False)
             if images:
                 args["images"] = [str(p) for p in images]

@@ -20,14 +20,16 @@ EMIT_EVERY_S = 0.004  # a faster model's tokens go out in batches: one pipe writ
 
 
 def text_tokens(llm: Any, prompt: str) -> list[int]:
-    """``prompt`` as ids, special tokens parsed, BOS first when the model wants one."""
-    from app.core.engine import llama_ext
+    """A raw ``prompt`` as ids, special tokens parsed, BOS first when the model wants one.
 
-    tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-    bos = llm.token_bos()
-    if llama_ext.wants_bos(llm) and bos >= 0 and (not tokens or tokens[0] != bos):
-        tokens.insert(0, bos)  # the template left BOS to the tokenizer
-    return tokens
+    For plain completion, whose text is the person's own raw prompt; a chat prompt goes
+    through :func:`app.core.engine.prompt_tokens.prompt_ids`, which parses special tokens
+    only in the format's own text.
+    """
+    from app.core.engine import llama_ext, prompt_tokens
+
+    tokens = llama_ext.tokenize(llm, prompt.encode("utf-8"), special=True)
+    return prompt_tokens.with_bos(llm, tokens)
 
 
 def stream_reply(
@@ -68,7 +70,7 @@ def stream_reply(
         return
     stop_ids = set()
     for text in stop_tokens:
-        ids = llm.tokenize(str(text).encode("utf-8"), add_bos=False, special=True)
+        ids = llama_ext.tokenize(llm, str(text).encode("utf-8"), special=True)
         if len(ids) == 1:
             stop_ids.add(ids[0])
     room = n_ctx - len(tokens)

@@ -211,6 +211,28 @@ def wants_bos(llm: llama_cpp.Llama) -> bool:
     return bool(lib.llama_vocab_get_add_bos(llm._model.vocab))
 
 
+def tokenize(llm: llama_cpp.Llama, text: bytes, *, special: bool) -> list[int]:
+    """``text`` as ids, no BOS added; ``special``: parse special-token text into tokens.
+
+    The same llama.cpp call as ``Llama.tokenize``, whose buffer is sized by the model's
+    training context: for Llama 4 (10M positions) every call zeroes 40 MB, which made a
+    prompt tokenized in many pieces (and the token meter) slow.
+    """
+    size = len(text) + 1  # never more ids than bytes (an empty text gives none)
+    while True:
+        buf = (lib.llama_token * size)()
+        n = lib.llama_tokenize(llm._model.vocab, text, len(text), buf, size, False, special)
+        if n >= 0:
+            return list(buf[:n])
+        size = -n
+
+
+def is_control(llm: llama_cpp.Llama, token: int) -> bool:
+    """Whether ``token`` is one that only special-token parsing produces (control, unknown)."""
+    attr = int(lib.llama_vocab_get_attr(llm._model.vocab, token))
+    return bool(attr & (lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_UNKNOWN))
+
+
 def token_bytes(llm: llama_cpp.Llama, token: int, *, special: bool = False) -> bytes:
     """The bytes of one token, however long.
 
@@ -285,9 +307,7 @@ class Projector:
         self._ctx = ctx
 
     @classmethod
-    def load(
-        cls, path: str, llm: llama_cpp.Llama, *, use_gpu: bool, flash_attn: bool
-    ) -> Projector:
+    def load(cls, path: str, llm: llama_cpp.Llama, *, use_gpu: bool, flash_attn: bool) -> Projector:
         """Load ``path`` for ``llm``.
 
         Raises:

@@ -1,8 +1,13 @@
 """Prompts with images, in the engine process: pixels in, the model's context filled.
 
-Herd renders the prompt itself (one image placeholder per image, in Llama 4's format); here
-each placeholder becomes mtmd's media marker, mtmd splits the prompt into text and image
-chunks, and the chunks are evaluated into the context, all but the prompt's last token.
+Herd renders the prompt itself (one image placeholder per image, in Llama 4's format). A
+chat prompt comes as segments (:mod:`app.core.engine.prompt_tokens`): its text is tokenized
+here, message contents as plain text, and each placeholder *token* of the format (never
+``<|image|>`` typed into a message) is swapped for the image's chunks, which mtmd makes from
+its media marker alone. A raw completion prompt goes to mtmd whole instead: each
+placeholder becomes mtmd's media marker and mtmd splits the prompt into text and image
+chunks. Either way the chunks are evaluated into the context, all but the prompt's last
+token.
 The sampling loop then goes on exactly as for a text prompt.
 
 Every position an image fills gets a stand-in id (negative, derived from the image's
@@ -15,6 +20,7 @@ engine process).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core import vision
+from app.core.engine.media_chunks import MediaChunk
 from app.core.errors import HerdError
 
 __all__ = [
@@ -29,6 +36,8 @@ __all__ = [
     "PreparedImage",
     "count_images",
     "evaluate_prompt",
+    "evaluate_segments",
+    "segment_chunks",
     "prefill",
     "prepare_images",
     "reuse_point",
@@ -190,7 +199,7 @@ def count_images(
     """
     from app.core.engine import llama_ext
 
-    ids = llm.tokenize(placeholder.encode("utf-8"), add_bos=False, special=True)
+    ids = llama_ext.tokenize(llm, placeholder.encode("utf-8"), special=True)
     found = list(tokens).count(ids[0]) if len(ids) == 1 else -1
     if found != len(images):
         raise HerdError(
@@ -240,3 +249,104 @@ def evaluate_prompt(
         raise HerdError(f"The image could not be prepared: {exc}.") from None
     n_text = len(llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
     return ids, len(ids) - (n_text - len(images)), cached
+
+
+def evaluate_segments(
+    llm: Any,
+    projector: Any,
+    segments: Sequence[Sequence[Any]],
+    images: Sequence[str],
+    placeholder: str,
+    should_stop: Any,
+) -> tuple[list[int], int, int]:
+    """:func:`evaluate_prompt` for a chat prompt given as segments.
+
+    Only the format's placeholder tokens take images; a message's text is plain text, so
+    ``<|image|>`` typed into it is neither an image slot nor an error.
+
+    Raises:
+        HerdError: an image cannot be read or prepared, the placeholders and images do not
+            pair up, or the prompt does not fit.
+        RuntimeError: evaluation failed or was stopped.
+    """
+    from app.core.engine import llama_ext
+
+    prepared = prepare_images(images)
+    llama_ext.enable_abort_check(llm, True)
+    try:
+        with contextlib.ExitStack() as stack:
+            chunks, n_text = segment_chunks(llm, projector, segments, prepared, placeholder, stack)
+            cached = reuse_point(llm.input_ids[: llm.n_tokens].tolist(), chunks)
+            full = prefill(llm, projector, chunks, should_stop)
+    except ValueError as exc:  # mtmd could not prepare an image
+        raise HerdError(f"The image could not be prepared: {exc}.") from None
+    return full, len(full) - n_text, cached
+
+
+def segment_chunks(
+    llm: Any,
+    projector: Any,
+    segments: Sequence[Sequence[Any]],
+    prepared: Sequence[PreparedImage],
+    placeholder: str,
+    stack: contextlib.ExitStack[Any],
+) -> tuple[list[MediaChunk], int]:
+    """A chat prompt's chunks: its text's ids, each placeholder token swapped for an image.
+
+    Returns:
+        The chunks (image handles valid until ``stack`` closes) and how many text ids
+        they hold besides the images' own chunks.
+
+    Raises:
+        HerdError: the format's placeholders and the images do not pair up.
+        ValueError: mtmd could not prepare an image.
+    """
+    from app.core.engine import llama_ext, prompt_tokens
+
+    ids = prompt_tokens.prompt_ids(llm, segments)
+    slot = _placeholder_id(llm, placeholder, ids, len(prepared))
+    marker = llama_ext.media_marker()
+    chunks: list[MediaChunk] = []
+    text: list[int] = []
+    pending = iter(prepared)
+    for token in ids:
+        if token != slot:
+            text.append(token)
+            continue
+        chunks.append(MediaChunk(tuple(text)))
+        text = []
+        image = next(pending).as_tuple()
+        chunks.extend(stack.enter_context(projector.tokenize(marker, [image])))
+    chunks.append(MediaChunk(tuple(text)))
+    return _merge_text(chunks), len(ids) - len(prepared)
+
+
+def _placeholder_id(llm: Any, placeholder: str, ids: Sequence[int], n_images: int) -> int:
+    from app.core.engine import llama_ext
+
+    found = -1
+    slot = -1
+    if placeholder:
+        slot_ids = llama_ext.tokenize(llm, placeholder.encode("utf-8"), special=True)
+        if len(slot_ids) == 1:
+            slot = slot_ids[0]
+            found = list(ids).count(slot)
+    if found != n_images:
+        raise HerdError(
+            f"The prompt has {max(found, 0)} image placeholder(s) for {n_images} image(s).",
+            "Report this as a bug.",
+        )
+    return slot
+
+
+def _merge_text(chunks: Sequence[MediaChunk]) -> list[MediaChunk]:
+    """Join neighbouring text chunks and drop empty ones (image chunks stay as they are)."""
+    merged: list[MediaChunk] = []
+    for chunk in chunks:
+        if chunk.handle is None and not chunk.tokens:
+            continue
+        if chunk.handle is None and merged and merged[-1].handle is None:
+            merged[-1] = MediaChunk(merged[-1].tokens + chunk.tokens)
+        else:
+            merged.append(chunk)
+    return merged

@@ -15,8 +15,12 @@ from app.core import events as ev
 
 # Request operations.
 OP_LOAD = "load"  # args: path, settings, projector ("" = text only)
-OP_GENERATE = "generate"  # args: prompt, sampling, stop_tokens[, images, image_placeholder]
-OP_TOKENIZE = "tokenize"  # args: text[, images, image_placeholder]
+# A chat prompt travels as "segments": [[text, is_format], ...]; only the format's text has
+# its special tokens parsed (see prompt_tokens). A raw "prompt"/"text" is parsed whole.
+OP_GENERATE = (
+    "generate"  # args: prompt | segments, sampling, stop_tokens[, images, image_placeholder]
+)
+OP_TOKENIZE = "tokenize"  # args: text | segments[, images, image_placeholder]
 OP_UNLOAD = "unload"
 OP_DEVICES = "devices"
 OP_STOP = "stop"  # out of band: stops the running load or generation at once

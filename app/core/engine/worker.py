@@ -17,7 +17,7 @@ import time
 from typing import IO, Any
 
 from app.core import events as ev
-from app.core.engine import generation
+from app.core.engine import generation, prompt_tokens
 from app.core.engine import protocol as proto
 from app.core.engine.generation import EMIT_EVERY_S
 from app.core.errors import HerdError
@@ -199,8 +199,14 @@ class Worker:
         llm = self._require_model(req)
         if llm is None:
             return
-        text = str(req.args.get("text", ""))
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        from app.core.engine import llama_ext
+
+        segments = req.args.get("segments")
+        if segments is not None:  # a chat prompt: counted exactly as generation takes it
+            tokens = prompt_tokens.prompt_ids(llm, segments)
+        else:  # raw text: special tokens parsed, no BOS added (as ever)
+            text = str(req.args.get("text", ""))
+            tokens = llama_ext.tokenize(llm, text.encode("utf-8"), special=True)
         images = [str(p) for p in req.args.get("images", [])]
         if not images:
             self.emit(req.id, ev.TokenCount(len(tokens)))
@@ -245,7 +251,8 @@ class Worker:
         from app.core.engine import llama_ext
 
         sampling = SamplingSettings.from_dict(req.args.get("sampling", {}))
-        prompt = str(req.args["prompt"])
+        segments = req.args.get("segments")  # a chat prompt; else a raw "prompt" text
+        prompt = str(req.args.get("prompt", ""))
         images = [str(p) for p in req.args.get("images", [])]
         started = time.perf_counter()
         n_image_tokens = 0
@@ -253,7 +260,7 @@ class Worker:
             if self._require_projector(req) is None:
                 return
             try:
-                tokens, n_image_tokens = self._prefill_images(req, llm, prompt, images)
+                tokens, n_image_tokens = self._prefill_images(req, llm, segments or prompt, images)
             except HerdError as exc:
                 llama_ext.clear_memory(llm)
                 self.emit(req.id, ev.Failed(exc.user_message, exc.hint))
@@ -265,6 +272,8 @@ class Worker:
                 else:
                     self.emit(req.id, ev.Failed(f"The image failed: {exc}", "See the engine log."))
                 return
+        elif segments is not None:
+            tokens = prompt_tokens.prompt_ids(llm, segments)
         else:
             tokens = generation.text_tokens(llm, prompt)
         generation.stream_reply(
@@ -280,12 +289,15 @@ class Worker:
         )
 
     def _prefill_images(
-        self, req: proto.Request, llm: Any, prompt: str, images: list[str]
+        self, req: proto.Request, llm: Any, prompt: str | list[Any], images: list[str]
     ) -> tuple[list[int], int]:
         from app.core.engine import multimodal
 
         placeholder = str(req.args.get("image_placeholder", ""))
-        tokens, n_image, self._cached_before = multimodal.evaluate_prompt(
+        evaluate = (
+            multimodal.evaluate_prompt if isinstance(prompt, str) else multimodal.evaluate_segments
+        )
+        tokens, n_image, self._cached_before = evaluate(
             llm, self._projector, prompt, images, placeholder, self._should_stop
         )
         return tokens, n_image
