@@ -142,14 +142,19 @@ class EngineBridge(QObject):
         if not self._client.alive:
             self._client.start()
 
-    def load(self, path: str | Path, settings: LoadSettings) -> None:
-        """Load ``path``; (re)starts the engine first when it is not running."""
+    def load(
+        self, path: str | Path, settings: LoadSettings, projector: str | Path | None = None
+    ) -> None:
+        """Load ``path``; (re)starts the engine first when it is not running.
+
+        ``projector`` is the vision projector to use (None: an ``mmproj*.gguf`` beside it).
+        """
         client = self._client
 
         def job(cancel: CancelToken) -> Iterator[Any]:
             if not client.alive:
                 client.start()  # also recovers from a crash
-            yield from client.load(path, settings, cancel)
+            yield from client.load(path, settings, cancel, projector=projector)
 
         self._start_job("load", job)
 

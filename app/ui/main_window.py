@@ -398,7 +398,7 @@ class MainWindow(QMainWindow):
         if self.composer.image_panel is not None:
             reason = facts.vision_error or (
                 "This model has no vision projector: put its mmproj*.gguf next to the model "
-                "file to send images."
+                "file, or choose one in Model > Choose vision projector…, to send images."
             )
             panel = self.composer.image_panel
             panel.set_enabled_reason(facts.vision, "" if facts.vision else reason)

@@ -38,6 +38,7 @@ def build_menus(window: MainWindow) -> None:
     _add(model, "&Open model file…", window.model_bar.ask_for_file, "Ctrl+O")
     _add(model, "&Download models…", window.open_model_manager, "Ctrl+Shift+M")
     _add(model, "Offload && &Context…", window.models.open_plan)
+    _add(model, "Choose &vision projector…", window.models.choose_projector)
     _add(model, "&Unload", window.bridge.unload)
     settings = bar.addMenu("&Settings")
     _add(settings, "&Preferences…", window.open_settings, "Ctrl+,")

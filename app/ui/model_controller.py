@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QLabel, QMainWindow
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow
 
 from app.core import events as ev
 from app.core.errors import HerdError
@@ -66,6 +66,7 @@ class ModelController(QObject):
         self._status = model_status
         self._settings = settings
         self.path: Path | None = None
+        self.projector: Path | None = None  # chosen by the person; None: the one beside it
         self.offload_dialog: OffloadDialog | None = None
         model_bar.load_requested.connect(self._on_model_bar_load_requested)
         model_bar.unload_requested.connect(bridge.unload)
@@ -84,6 +85,8 @@ class ModelController(QObject):
 
     def load(self, path: str | Path) -> None:
         """Load a model file (stopping a reply that is being written)."""
+        if self.path is None or Path(path) != self.path:
+            self.projector = None  # a projector chosen for another model does not carry over
         self.path = Path(path)
         self._bar.plan_button.setEnabled(True)
         self._banner.hide()
@@ -91,12 +94,33 @@ class ModelController(QObject):
         self._bar.show_loading(self.path)
         self._composer.set_ready(False, loading=True)
         self._status.setText(f"Loading {self.path.name}…")
-        self._bridge.load(self.path, self._settings().load)
+        self._bridge.load(self.path, self._settings().load, self.projector)
 
     @Slot()
     def reload(self) -> None:
         """Load the same file again (after a crash, or with new settings)."""
         if self.path is not None:
+            self.load(self.path)
+
+    @Slot()
+    def choose_projector(self) -> None:
+        """Ask for a vision projector (an mmproj GGUF) and reload the model with it."""
+        if self.path is None:
+            self._window.statusBar().showMessage("Open a model first.", 5000)
+            return
+        chosen, _ = QFileDialog.getOpenFileName(
+            self._window,
+            "Choose the vision projector (mmproj) for this model",
+            str(self.path.parent),
+            "Vision projectors (*.gguf);;All files (*)",
+        )
+        if chosen:
+            self.use_projector(Path(chosen))
+
+    def use_projector(self, projector: Path) -> None:
+        """Reload the model with this vision projector."""
+        if self.path is not None:
+            self.projector = projector  # kept while the same model is reloaded
             self.load(self.path)
 
     @Slot()

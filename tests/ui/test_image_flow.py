@@ -109,3 +109,29 @@ def test_a_broken_image_is_refused_and_the_draft_stays(
     assert "holiday.png" in window.statusBar().currentMessage()
     assert window.composer.text == "Look at this"
     window.close()
+
+
+def test_a_projector_chosen_by_the_person_enables_images(
+    qtbot, home: AppPaths, tmp_path: Path, tiny_scout: Path, tiny_vision_model: Path
+) -> None:
+    import shutil
+
+    lone = tmp_path / "alone" / "scout.gguf"  # no mmproj beside it
+    lone.parent.mkdir()
+    shutil.copyfile(tiny_scout, lone)
+    projector = next(tiny_vision_model.parent.glob("mmproj*.gguf"))
+    window = _window(qtbot, home)
+    with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
+        window.load_model(lone)
+    panel = window.composer.image_panel
+    assert panel is not None and not panel.attach_button.isEnabled()
+    with qtbot.waitSignal(window.bridge.loaded, timeout=60_000) as loaded:
+        window.models.use_projector(projector)
+    assert loaded.args[0].vision and panel.attach_button.isEnabled()
+    with qtbot.waitSignal(window.bridge.loaded, timeout=60_000) as loaded:
+        window.models.reload()  # the same model keeps its projector
+    assert loaded.args[0].vision
+    with qtbot.waitSignal(window.bridge.loaded, timeout=60_000) as loaded:
+        window.load_model(tiny_scout)  # another model does not inherit it
+    assert not loaded.args[0].vision
+    window.close()
