@@ -32,6 +32,7 @@ from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
 from app.ui.conversations import ConversationController
+from app.ui.download_status import DownloadStatus
 from app.ui.hub_bridge import HubBridge
 from app.ui.menus import build_menus
 from app.ui.model_bar import ModelBar, library_menu_items
@@ -156,6 +157,8 @@ class MainWindow(QMainWindow):
             "QStatusBar::item { border: none; } QStatusBar QLabel { padding: 0 8px; }"
         )
         self.statusBar().addWidget(self.model_status, 1)
+        self.download_status = DownloadStatus(self)
+        self.statusBar().addPermanentWidget(self.download_status)
         self.statusBar().addPermanentWidget(self.reply_status)
         self.context_meter = ContextMeter(self)
         self.statusBar().addPermanentWidget(self.context_meter)
@@ -281,6 +284,8 @@ class MainWindow(QMainWindow):
         if self._hub is None:
             service = HubService(self._paths, environ=dict(os.environ))
             self._hub = HubBridge(service, self)
+            self.download_status.attach(self._hub)
+            self.download_status.model_downloaded.connect(lambda _path: self.refresh_library())
         dialog = ModelManagerDialog(self._paths, self, bridge=self._hub)
         dialog.model_chosen.connect(self.load_model)
         dialog.finished.connect(self.refresh_library)
