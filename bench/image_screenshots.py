@@ -104,6 +104,7 @@ def run_theme(out: Path, suffix: str) -> None:
             panel = window.composer.image_panel
             assert panel is not None
             panel.add_paths(photos)
+            panel.wait_until_checked()  # the checks run off the GUI thread
             window.composer.editor.setPlainText("Which of these three was taken first?")
             settle(300)
             shoot(window, out, "images", suffix)

@@ -80,6 +80,7 @@ class Composer(QFrame):
         if paths is not None:
             self.image_panel = ImagePanel(paths, self)
             self.image_panel.images_changed.connect(self._on_image_panel_images_changed)
+            self.image_panel.busy_changed.connect(self._on_image_panel_busy_changed)
             outer.addWidget(self.image_panel)
         layout = QHBoxLayout()
         layout.setSpacing(10)
@@ -153,8 +154,8 @@ class Composer(QFrame):
     # -- slots -----------------------------------------------------------------------
     @Slot()
     def _on_editor_submit_requested(self) -> None:
-        if self._generating or not self._ready:
-            return
+        if self._generating or not self._ready or self._images_busy():
+            return  # images still being checked: Send waits for them
         text = self.text
         if not text.strip() and not self.images:
             return
@@ -171,6 +172,10 @@ class Composer(QFrame):
 
     @Slot(list)
     def _on_image_panel_images_changed(self, _paths: list) -> None:
+        self._refresh()
+
+    @Slot(bool)
+    def _on_image_panel_busy_changed(self, _busy: bool) -> None:
         self._refresh()
 
     @Slot()
@@ -203,9 +208,16 @@ class Composer(QFrame):
         else:
             self.button.setText("Send")
             self.button.setToolTip("Send (Enter)")
-            self.button.setEnabled(self._ready and bool(self.text.strip() or self.images))
+            self.button.setEnabled(
+                self._ready and not self._images_busy() and bool(self.text.strip() or self.images)
+            )
+            if self._images_busy():
+                self.button.setToolTip("Waiting for the images to be checked\u2026")
             hint = HINT_READY if self._ready else HINT_LOADING if self._loading else HINT_NO_MODEL
         self.editor.setPlaceholderText(hint)
+
+    def _images_busy(self) -> bool:
+        return self.image_panel is not None and self.image_panel.busy
 
     def _fit_height(self) -> None:
         """Grow with the text from MIN_LINES up to MAX_LINES, then scroll."""

@@ -1,10 +1,12 @@
 """ImagePanel: the images attached to the message being written, as a strip of thumbnails.
 
 Images arrive from the "Attach image" dialog, from drops of image files and from the
-clipboard. Each is checked with :func:`app.core.vision.check_image` before it is shown; a
-refused one is reported through :attr:`ImagePanel.image_rejected` and the draft is left as
-it was. The panel is self-contained: the composer places it, listens to its signals and
-reads :attr:`ImagePanel.images` when the message is sent.
+clipboard. Each is shown at once as a placeholder and checked with
+:func:`app.core.vision.check_image` on a worker thread (:mod:`app.ui.image_checker`), so a
+drop of large photos never freezes the window; a refused one is reported through
+:attr:`ImagePanel.image_rejected` and the draft is left as it was. The panel is
+self-contained: the composer places it, listens to its signals, keeps Send off while
+:attr:`ImagePanel.busy` and reads :attr:`ImagePanel.images` when the message is sent.
 """
 
 from __future__ import annotations
@@ -13,14 +15,23 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QSize, Qt, Signal, Slot
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QEventLoop,
+    QIODevice,
+    QMimeData,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
     QImage,
-    QImageReader,
-    QPixmap,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -29,7 +40,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -38,9 +48,12 @@ from app.core import vision
 from app.core.chat import attachments
 from app.core.errors import HerdError
 from app.core.paths import AppPaths
+from app.ui.image_checker import CheckResult, ImageChecker
+from app.ui.image_thumb import THUMB, ImageThumb
+
+__all__ = ["MAX_IMAGES", "THUMB", "ImagePanel", "ImageThumb", "image_paths_from_mime"]
 
 MAX_IMAGES = 10  # Llama 4 was trained with up to about 8-10 images per message
-THUMB = 64  # thumbnail side, in device-independent pixels
 
 
 def image_paths_from_mime(mime: QMimeData) -> list[str]:
@@ -50,86 +63,27 @@ def image_paths_from_mime(mime: QMimeData) -> list[str]:
     return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
 
 
-class ImageThumb(QFrame):
-    """One attached image: its thumbnail and a remove (x) button."""
-
-    remove_requested = Signal(str)
-
-    def __init__(self, path: str, info: vision.ImageInfo, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.path = path
-        self.setObjectName("imageThumb")
-        self.setFixedSize(THUMB + 8, THUMB + 8)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setToolTip(
-            f"{Path(path).name}\n{info.width} x {info.height} {info.format}, "
-            f"{info.file_bytes / 1024:,.0f} KiB"
-        )
-        self.picture = QLabel(self)
-        self.picture.setObjectName("imageThumbPicture")
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setGeometry(4, 4, THUMB, THUMB)
-        self.picture.setPixmap(_thumbnail(path, self.devicePixelRatioF()))
-        self.remove_button = QToolButton(self)
-        self.remove_button.setObjectName("imageRemoveButton")
-        self.remove_button.setText("\u00d7")
-        self.remove_button.setToolTip(f"Remove {Path(path).name}")
-        self.remove_button.setAccessibleName(f"Remove {Path(path).name}")
-        self.remove_button.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.remove_button.setFixedSize(20, 20)
-        self.remove_button.move(self.width() - 22, 2)
-        self.remove_button.setStyleSheet(
-            "QToolButton#imageRemoveButton { border: none; border-radius: 10px;"
-            " background: rgba(0, 0, 0, 160); color: white; font-weight: bold; }"
-            "QToolButton#imageRemoveButton:hover { background: rgba(200, 30, 30, 220); }"
-        )
-        self.remove_button.clicked.connect(self._on_remove_button_clicked)
-
-    @Slot()
-    def _on_remove_button_clicked(self) -> None:
-        self.remove_requested.emit(self.path)
-
-
-def _thumbnail(path: str, ratio: float) -> QPixmap:
-    """A scaled, EXIF-rotated preview, decoded at thumbnail size (fast for large photos)."""
-    reader = QImageReader(path)
-    reader.setAutoTransform(True)
-    side = int(THUMB * ratio)
-    size = reader.size()
-    if size.isValid() and max(size.width(), size.height()) > side:
-        reader.setScaledSize(size.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
-    if image.isNull():  # a format Qt lacks (AVIF, HEIC): decode with Pillow instead
-        image = _pillow_thumbnail(path, side)
-    pixmap = QPixmap.fromImage(image).scaled(
-        side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-    )
-    pixmap.setDevicePixelRatio(ratio)
-    return pixmap
-
-
-def _pillow_thumbnail(path: str, side: int) -> QImage:
-    try:
-        img = vision.load_rgb(path, max_side=side)
-    except HerdError:
-        return QImage()
-    data = img.tobytes()
-    return QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888).copy()
-
-
 class ImagePanel(QFrame):
     """The images attached to the draft: add, show, remove; refuse bad ones with a reason."""
 
-    images_changed = Signal(list)  # the accepted paths, in order
+    images_changed = Signal(list)  # the accepted (checked) paths, in order
     image_rejected = Signal(str, str)  # (message, hint) for a refused image
+    busy_changed = Signal(bool)  # whether some images are still being checked
+    checks_finished = Signal()  # the last pending check is done (or was dropped)
 
     def __init__(self, paths: AppPaths, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("imagePanel")
         self.setAcceptDrops(True)
         self._paths = paths
-        self._images: list[str] = []
+        self._order: list[str] = []  # every image shown, pending or accepted, as added
+        self._jobs: dict[str, int] = {}  # pending image -> its check's job id
         self._thumbs: dict[str, ImageThumb] = {}
+        self._closed = False
+        # parentless: a QWidget deletes its children before it emits destroyed
+        self._checker = ImageChecker()
+        self._checker.checked.connect(self._on_checker_checked)
+        self.destroyed.connect(self._checker.shutdown)
         self._enabled = True
         self._reason = ""
         layout = QHBoxLayout(self)
@@ -179,76 +133,133 @@ class ImagePanel(QFrame):
     # -- state -------------------------------------------------------------------------
     @property
     def images(self) -> tuple[str, ...]:
-        """The accepted images' paths, in the order they were added."""
-        return tuple(self._images)
+        """The accepted (checked) images' paths, in the order they were added."""
+        return tuple(p for p in self._order if p not in self._jobs)
+
+    @property
+    def pending(self) -> int:
+        """How many images are still being checked."""
+        return len(self._jobs)
+
+    @property
+    def busy(self) -> bool:
+        """Whether some images are still being checked (do not send yet)."""
+        return bool(self._jobs)
 
     def store_all(self) -> tuple[str, ...]:
         """Copy every attached image into Herd's images folder; returns their refs.
 
         The refs (``sha256:<hex>``) are what a ChatMessage's ``images`` and the chat store
-        keep. Call it when the message is sent.
+        keep. Call it when the message is sent, never while :attr:`busy`.
 
         Raises:
             HerdError: an image changed or vanished since it was attached, or the copy failed
                 (the draft is left as it was).
+            RuntimeError: some images are still being checked (a bug in the caller).
         """
-        return tuple(attachments.import_image(self._paths, p).ref for p in self._images)
+        if self.busy:
+            raise RuntimeError("store_all() called while images are being checked")
+        return tuple(attachments.import_image(self._paths, p).ref for p in self.images)
 
     def add_paths(self, paths: Iterable[str | os.PathLike[str]]) -> int:
-        """Check and attach images; each refused one emits :attr:`image_rejected`.
+        """Queue images for checking; each is shown at once with a placeholder.
+
+        The checks (a full decode) and thumbnails run on worker threads. Each image that
+        passes replaces its placeholder and emits :attr:`images_changed`; each refused one
+        disappears and emits :attr:`image_rejected`, as does one over :data:`MAX_IMAGES`
+        (pending ones count) or any while images are disabled. Duplicates are ignored.
+        Use :attr:`busy`, :attr:`checks_finished` or :meth:`wait_until_checked` to know
+        when every check is done.
 
         Returns:
-            How many were attached.
+            How many were queued for checking (not how many will pass).
         """
-        added = 0
+        if self._closed:
+            return 0
+        was_busy = self.busy
+        side = int(THUMB * self.devicePixelRatioF())
+        queued = 0
         for raw in paths:
             path = str(raw)
             if not self._enabled:
                 self.image_rejected.emit(self._reason or "Images cannot be attached now.", "")
                 break
-            if path in self._images:
-                continue  # already attached
-            if len(self._images) >= MAX_IMAGES:
+            if path in self._order:
+                continue  # already attached, or being checked
+            if len(self._order) >= MAX_IMAGES:
                 self.image_rejected.emit(
                     f"{Path(path).name} was not attached: a message takes at most "
                     f"{MAX_IMAGES} images.",
                     "Send these first, or remove one.",
                 )
                 continue
-            try:
-                info = vision.check_image(path)
-            except HerdError as exc:
-                self.image_rejected.emit(exc.user_message, exc.hint)
-                continue
-            self._add(path, info)
-            added += 1
-        if added:
+            self._jobs[path] = self._checker.submit(path, side)
+            self._add_thumb(path)
+            queued += 1
+        if queued:
             self._refresh()
-            self.images_changed.emit(list(self._images))
-        return added
+            if not was_busy:
+                self.busy_changed.emit(True)
+        return queued
+
+    def wait_until_checked(self, timeout_ms: int = 10_000) -> bool:
+        """Run the event loop until no image is pending (for tests and scripts).
+
+        Returns:
+            Whether every check finished within ``timeout_ms``.
+        """
+        if not self.busy:
+            return True
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.setSingleShot(True)
+        timer.timeout.connect(loop.quit)
+        self.checks_finished.connect(loop.quit)
+        timer.start(timeout_ms)
+        loop.exec()
+        timer.stop()
+        self.checks_finished.disconnect(loop.quit)
+        return not self.busy
 
     def remove(self, path: str) -> None:
-        """Take one image off the draft."""
-        if path not in self._images:
+        """Take one image off the draft; a pending one's check is cancelled."""
+        if path not in self._order:
             return
-        self._images.remove(path)
-        thumb = self._thumbs.pop(path)
-        self._strip_layout.removeWidget(thumb)
-        thumb.deleteLater()
+        self._order.remove(path)
+        self._drop_thumb(path)
+        job = self._jobs.pop(path, None)
         self._refresh()
-        self.images_changed.emit(list(self._images))
+        if job is None:
+            self.images_changed.emit(list(self.images))
+        else:
+            self._checker.cancel(job)
+            self._after_pending_dropped()
 
     def clear(self) -> None:
-        """Remove every image (after the message was sent)."""
-        if not self._images:
+        """Remove every image, pending ones too (after the message was sent)."""
+        if not self._order:
             return
-        for thumb in self._thumbs.values():
-            self._strip_layout.removeWidget(thumb)
-            thumb.deleteLater()
-        self._thumbs.clear()
-        self._images.clear()
+        had_images = bool(self.images)
+        was_busy = self.busy
+        self._checker.cancel_all()
+        for path in list(self._thumbs):
+            self._drop_thumb(path)
+        self._order.clear()
+        self._jobs.clear()
         self._refresh()
-        self.images_changed.emit([])
+        if had_images:
+            self.images_changed.emit([])
+        if was_busy:
+            self._after_pending_dropped()
+
+    def shutdown(self) -> None:
+        """Drop pending checks and join the worker threads (on close). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for path in list(self._jobs):
+            self.remove(path)
+        self._checker.shutdown()
 
     def set_enabled_reason(self, enabled: bool, reason: str = "") -> None:
         """Allow images, or refuse them with ``reason`` as the button's tooltip.
@@ -322,13 +333,40 @@ class ImagePanel(QFrame):
     def _on_thumb_remove_requested(self, path: str) -> None:
         self.remove(path)
 
+    @Slot(object)
+    def _on_checker_checked(self, result: CheckResult) -> None:
+        if self._jobs.get(result.path) != result.job:
+            return  # removed (or removed and added again) meanwhile
+        del self._jobs[result.path]
+        if result.info is None:
+            self._order.remove(result.path)
+            self._drop_thumb(result.path)
+            self._refresh()
+            self.image_rejected.emit(result.message, result.hint)
+        else:
+            self._thumbs[result.path].set_checked(result.info, result.thumbnail)
+            self._refresh()
+            self.images_changed.emit(list(self.images))
+        if not self._jobs:
+            self._after_pending_dropped()
+
     # -- helpers -------------------------------------------------------------------------
-    def _add(self, path: str, info: vision.ImageInfo) -> None:
-        thumb = ImageThumb(path, info, self.strip)
+    def _add_thumb(self, path: str) -> None:
+        thumb = ImageThumb(path, self.strip)
         thumb.remove_requested.connect(self._on_thumb_remove_requested)
         self._thumbs[path] = thumb
-        self._images.append(path)
+        self._order.append(path)
         self._strip_layout.insertWidget(self._strip_layout.count() - 1, thumb)
+
+    def _drop_thumb(self, path: str) -> None:
+        thumb = self._thumbs.pop(path)
+        self._strip_layout.removeWidget(thumb)
+        thumb.deleteLater()
+
+    def _after_pending_dropped(self) -> None:
+        if not self._jobs:
+            self.busy_changed.emit(False)
+            self.checks_finished.emit()
 
     def _refresh(self) -> None:
         self.attach_button.setEnabled(self._enabled)
@@ -338,10 +376,11 @@ class ImagePanel(QFrame):
             )
         else:
             self.attach_button.setToolTip(self._reason or "Images cannot be attached now.")
-        self.scroll.setVisible(bool(self._images))
-        self._layout.setStretch(self._layout.count() - 1, 0 if self._images else 1)
-        n = len(self._images)
+        self.scroll.setVisible(bool(self._order))
+        self._layout.setStretch(self._layout.count() - 1, 0 if self._order else 1)
+        n = len(self._order)
         self.count_label.setText(f"{n} of {MAX_IMAGES}" if n else "")
+        self.count_label.setToolTip(f"Checking {self.pending}\u2026" if self._jobs else "")
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         """Wide enough for the button and a few thumbnails."""

@@ -243,6 +243,8 @@ class MainWindow(QMainWindow):
         self._draft_timer.stop()
         self.conversations.close()
         self.bridge.shutdown()
+        if self.composer.image_panel is not None:
+            self.composer.image_panel.shutdown()  # joins its checking threads
         if self._hub is not None:
             self._hub.shutdown()
         if self.conversations.session.replying:

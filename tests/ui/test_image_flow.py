@@ -52,6 +52,7 @@ def test_images_go_to_the_model_are_saved_and_cleaned_up(
 
     photos = [_photo(tmp_path / "a.png", "red"), _photo(tmp_path / "b.jpg", "blue")]
     assert panel.add_paths(photos) == 2
+    assert panel.wait_until_checked()  # checked off the GUI thread
     qtbot.keyClicks(window.composer.editor, "What colours are these?")
     with qtbot.waitSignal(window.bridge.prompt_fitted, timeout=60_000) as fitted:
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
@@ -105,7 +106,8 @@ def test_a_broken_image_is_refused_and_the_draft_stays(
     qtbot.keyClicks(window.composer.editor, "Look at this")
     panel = window.composer.image_panel
     assert panel is not None
-    assert panel.add_paths([bogus]) == 0
+    assert panel.add_paths([bogus]) == 1  # queued; the check off the GUI thread refuses it
+    assert panel.wait_until_checked() and panel.images == ()
     assert "holiday.png" in window.statusBar().currentMessage()
     assert window.composer.text == "Look at this"
     window.close()

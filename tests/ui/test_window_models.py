@@ -101,5 +101,6 @@ def test_dropping_images_attaches_them_and_other_files_are_refused(
     notes.write_text("not an image")
     _drop(window, photo, notes)
     panel = window.composer.image_panel
-    assert panel is not None and panel.images == (str(photo),)
+    assert panel is not None and panel.wait_until_checked()  # checked off the GUI thread
+    assert panel.images == (str(photo),)
     assert "notes.txt" in window.statusBar().currentMessage()
