@@ -96,7 +96,7 @@ class EngineBridge(QObject):
         self._pending_text: list[str] = []
         self._streamed = 0  # tokens of the running reply, counted on the job thread
         self._count_thread: threading.Thread | None = None
-        self._count_again: tuple[list[ChatMessage], str] | None = None
+        self._count_again: tuple[list[ChatMessage], ChatMessage | None] | None = None
         self._text_lock = threading.Lock()
         self._closed = False
         self._flush_timer = QTimer(self)
@@ -194,23 +194,30 @@ class EngineBridge(QObject):
 
         self._start_job("chat", job)
 
-    def count_draft(self, messages: Sequence[ChatMessage], draft: str = "") -> None:
-        """Count ``messages`` and the ``draft`` text alone, in the background.
+    def count_draft(
+        self, messages: Sequence[ChatMessage], draft: ChatMessage | None = None
+    ) -> None:
+        """Count ``messages`` plus the ``draft`` message, and the draft alone, in the background.
 
-        Skipped while the engine is busy; a request made while a count runs replaces any
-        other waiting one.
+        The draft's own count is its text and images as the model reads them (the message
+        frame around them left out). Skipped while the engine is busy; a request made while
+        a count runs replaces any other waiting one.
         """
         if self._closed or self.busy or self._client.facts is None:
             return
         if self._count_thread is not None and self._count_thread.is_alive():
             self._count_again = (list(messages), draft)
             return
-        history = list(messages)
+        history = list(messages) + ([draft] if draft is not None else [])
+        client = self._client
 
         def run() -> None:
             try:
-                n = self._client.count_tokens(messages=history) if history else 0
-                n_draft = self._client.count_tokens(text=draft) if draft else 0
+                n = client.count_tokens(messages=history) if history else 0
+                n_draft = 0
+                if draft is not None:
+                    frame = client.count_tokens(messages=[ChatMessage(draft.role, "")])
+                    n_draft = client.count_tokens(messages=[draft]) - frame
             except (HerdError, OSError):
                 return
             self._event_posted.emit(0, _Counted(n, n_draft))

@@ -148,7 +148,7 @@ class Composer(QFrame):
 
     def set_draft_tokens(self, n_tokens: int | None) -> None:
         """Show how many tokens the draft is (None or 0 with no draft: nothing)."""
-        draft = bool(self.text.strip())
+        draft = bool(self.text.strip() or self.images)
         self.token_label.setText(f"{n_tokens:,} tokens" if n_tokens and draft else "")
 
     # -- slots -----------------------------------------------------------------------
@@ -193,7 +193,7 @@ class Composer(QFrame):
 
     @Slot()
     def _on_editor_text_changed(self) -> None:
-        if not self.text.strip():
+        if not self.text.strip() and not self.images:
             self.token_label.setText("")
         self._fit_height()
         self._refresh()

@@ -178,6 +178,8 @@ class MainWindow(QMainWindow):
         self.composer.send_requested.connect(self._on_composer_send_requested)
         self.composer.stop_requested.connect(self._on_composer_stop_requested)
         self.composer.editor.textChanged.connect(self._draft_timer.start)
+        if self.composer.image_panel is not None:
+            self.composer.image_panel.images_changed.connect(self._draft_timer.start)
         b = self.bridge
         b.reply_finished.connect(self._on_bridge_reply_finished)
         b.prompt_fitted.connect(self._on_bridge_prompt_fitted)
@@ -360,9 +362,13 @@ class MainWindow(QMainWindow):
     def _on_draft_timer_timeout(self) -> None:
         if self._closed:
             return
-        draft = self.composer.text.strip()
-        messages = self.history + ([ChatMessage(Role.USER, draft)] if draft else [])
-        if messages:
+        session = self.conversations.session
+        messages, _ = session.prompt()
+        if session.conversation is None and self.system_prompt():
+            messages = [ChatMessage(Role.SYSTEM, self.system_prompt())]  # what it will start with
+        text, images = self.composer.text.strip(), self.composer.images
+        draft = ChatMessage(Role.USER, text, images) if text or images else None
+        if messages or draft is not None:
             self.bridge.count_draft(messages, draft)
         elif self.bridge.facts is not None:
             self.context_meter.set_usage(0, self.bridge.facts.n_ctx)

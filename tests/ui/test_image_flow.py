@@ -137,3 +137,22 @@ def test_a_projector_chosen_by_the_person_enables_images(
         window.load_model(tiny_scout)  # another model does not inherit it
     assert not loaded.args[0].vision
     window.close()
+
+
+def test_the_meter_counts_attached_images_before_sending(
+    qtbot, home: AppPaths, tmp_path: Path, tiny_vision_model: Path
+) -> None:
+    window = _window(qtbot, home)
+    with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
+        window.load_model(tiny_vision_model)
+    with qtbot.waitSignal(window.bridge.draft_counted, timeout=10_000) as text_only:
+        window.composer.editor.setPlainText("What is this?")
+    panel = window.composer.image_panel
+    assert panel is not None
+    with qtbot.waitSignal(window.bridge.draft_counted, timeout=10_000) as with_image:
+        panel.add_paths([_photo(tmp_path / "c.png", "green")])
+    total, draft = with_image.args
+    assert total > text_only.args[0] + 2 and draft > text_only.args[1] + 2
+    assert window.context_meter.used == total
+    assert window.composer.token_label.text() == f"{draft:,} tokens"
+    window.close()
