@@ -6,6 +6,7 @@ that brings everything back: each saved in a real SQLite file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -187,3 +188,33 @@ def test_sending_before_a_model_is_loaded_saves_nothing(open_window, home, qtbot
     assert window.chat_view.bubbles == []
     assert _stored(home) == []
     assert window.composer.text == "hello?"  # the draft is kept
+
+
+def test_switching_chats_mid_reply_stops_it_and_keeps_what_was_written(
+    qtbot, home, tiny_llama4_says_model: Path
+):
+    quiet = dataclasses.replace(_settings(max_tokens=100), default_preset_id="none")
+    window = MainWindow(home, quiet)  # this tiny vocabulary spells a system prompt long
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        with qtbot.waitSignal(window.bridge.loaded, timeout=LOAD_TIMEOUT_MS):
+            window.load_model(tiny_llama4_says_model)
+        _send(qtbot, window, "first chat")
+        first = window.conversations.session.conversation_id
+        window.conversations.new_chat()
+        window.apply_settings(dataclasses.replace(quiet, sampling=_settings(5000).sampling))
+        with qtbot.waitSignal(window.bridge.token_batch, timeout=REPLY_TIMEOUT_MS):
+            window.send_message("second chat, a long answer please")
+        second = window.conversations.session.conversation_id
+        window.conversations.open(first)  # mid-reply
+        assert not window.conversations.streaming
+        assert [b.text for b in window.chat_view.bubbles][0] == "first chat"
+        qtbot.waitUntil(lambda: not window.bridge.busy, timeout=10_000)
+        assert len(window.chat_view.bubbles) == 2  # the old reply's tail went nowhere
+        reply = window.store.messages(second)[-1]
+        assert reply.state.value == "incomplete" and reply.content.strip()
+        window.conversations.open(second)
+        assert "incomplete" in window.chat_view.bubbles[-1].footer
+    finally:
+        window.close()
