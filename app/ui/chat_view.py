@@ -22,7 +22,11 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.core import events as ev
+from app.core.chat import attachments
 from app.core.chat.messages import Role
+from app.core.chat.store_schema import MessageState, StoredMessage
+from app.core.errors import HerdError
+from app.core.paths import AppPaths
 from app.ui.markdown import MarkdownTheme, warm_up
 from app.ui.message_bubble import MessageBubble
 from app.ui.message_widgets import code_font
@@ -40,6 +44,9 @@ _STOP_NOTES = {
 }
 
 
+INCOMPLETE_NOTE = "incomplete: the reply was cut off"
+
+
 @dataclass(frozen=True, slots=True)
 class ShownMessage:
     """A stored message as the transcript shows it (:meth:`ChatView.load_messages`).
@@ -55,6 +62,32 @@ class ShownMessage:
     text: str
     footer: str = ""
     images: tuple[str, ...] = ()
+
+    @classmethod
+    def from_stored(cls, message: StoredMessage, paths: AppPaths | None = None) -> ShownMessage:
+        """A saved message with its footer (time, speed, "incomplete") and image files."""
+        parts: list[str] = []
+        if message.role is Role.ASSISTANT:
+            parts.append(datetime.fromtimestamp(message.created_at).strftime("%H:%M"))
+            stats = message.stats
+            if stats.generated_tokens:
+                parts.append(f"{stats.generated_tokens} tokens")
+            if stats.tok_s:
+                parts.append(f"{stats.tok_s:.1f} tok/s")
+            if message.state is MessageState.INCOMPLETE:
+                parts.append(INCOMPLETE_NOTE)
+        images = tuple(image_file(paths, ref) for ref in message.images)
+        return cls(message.role, message.content, "  ·  ".join(parts), images)
+
+
+def image_file(paths: AppPaths | None, ref: str) -> str:
+    """A stored image ref as a file the transcript can show (a missing one stays a ref)."""
+    if paths is None:
+        return ref
+    try:
+        return str(attachments.resolve(paths, ref))
+    except HerdError:
+        return ref
 
 
 def _mix(a: QColor, b: QColor, t: float) -> str:

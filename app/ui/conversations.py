@@ -10,59 +10,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.core import events as ev
 from app.core.chat import attachments
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.export import export_name, write_export
-from app.core.chat.messages import Role
 from app.core.chat.session import ChatSession, Undo
-from app.core.chat.store_schema import DeleteToken, MessageState, ReplyStats, StoredMessage
+from app.core.chat.store_schema import DeleteToken, ReplyStats
 from app.core.errors import HerdError
 from app.core.paths import AppPaths
 from app.core.settings import SamplingSettings
 from app.ui.banners import UndoBanner
 from app.ui.bridge import EngineBridge
-from app.ui.chat_view import ChatView, ShownMessage
+from app.ui.chat_view import ChatView, ShownMessage, image_file
 from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
-from app.ui.sidebar import ConversationSidebar
+from app.ui.sidebar import ConversationSidebar, ask_export_target
 
 logger = logging.getLogger(__name__)
-
-_INCOMPLETE = "incomplete: the reply was cut off"
-
-
-def shown(message: StoredMessage, paths: AppPaths | None = None) -> ShownMessage:
-    """How a saved message appears in the transcript (footer: time, speed, state)."""
-    parts: list[str] = []
-    if message.role is Role.ASSISTANT:
-        parts.append(datetime.fromtimestamp(message.created_at).strftime("%H:%M"))
-        stats = message.stats
-        if stats.generated_tokens:
-            parts.append(f"{stats.generated_tokens} tokens")
-        if stats.tok_s:
-            parts.append(f"{stats.tok_s:.1f} tok/s")
-        if message.state is MessageState.INCOMPLETE:
-            parts.append(_INCOMPLETE)
-    images = tuple(_image_file(paths, ref) for ref in message.images)
-    return ShownMessage(message.role, message.content, "  ·  ".join(parts), images)
-
-
-def _image_file(paths: AppPaths | None, ref: str) -> str:
-    """A stored image ref as a file the transcript can show (a missing one stays a ref)."""
-    if paths is None:
-        return ref
-    try:
-        return str(attachments.resolve(paths, ref))
-    except HerdError:
-        return ref
-
 
 class ConversationController(QObject):
     """Sends, streams, saves, regenerates, edits, deletes and exports conversations."""
@@ -174,7 +143,7 @@ class ConversationController(QObject):
         except HerdError as exc:
             self._report(exc)
             return False
-        self._view.add_user_message(text, tuple(_image_file(self._paths, r) for r in images))
+        self._view.add_user_message(text, tuple(image_file(self._paths, r) for r in images))
         self._reply()
         self.refresh_sidebar()
         self.conversation_changed.emit()
@@ -238,14 +207,9 @@ class ConversationController(QObject):
         except HerdError as exc:
             self._report(exc)
             return None
+        target = target or ask_export_target(self._window, export_name(title, fmt))
         if target is None:
-            kind = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
-            chosen, _ = QFileDialog.getSaveFileName(
-                self._window, "Export chat", str(Path.home() / export_name(title, fmt)), kind
-            )
-            if not chosen:
-                return None
-            target = Path(chosen)
+            return None
         try:
             write_export(store, conversation_id, fmt, target)
         except HerdError as exc:
@@ -373,7 +337,7 @@ class ConversationController(QObject):
         except HerdError as exc:
             self._report(exc)
             messages = []
-        self._view.load_messages([shown(m, self._paths) for m in messages])
+        self._view.load_messages([ShownMessage.from_stored(m, self._paths) for m in messages])
 
     def _offer_undo(self, undo: Undo | DeleteToken, text: str) -> None:
         self._undo = undo

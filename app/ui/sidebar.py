@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QInputDialog,
     QLabel,
@@ -44,6 +46,13 @@ def when(timestamp: float, now: float | None = None) -> str:
     if then.year == today.year:
         return f"{then.day} {then.strftime('%b')}"
     return f"{then.day} {then.strftime('%b %Y')}"
+
+
+def ask_export_target(parent: QWidget, name: str) -> Path | None:
+    """Ask where to export a chat, suggesting ``name`` (``.md`` or ``.json``) in the home folder."""
+    kind = "JSON (*.json)" if name.endswith(".json") else "Markdown (*.md)"
+    chosen, _ = QFileDialog.getSaveFileName(parent, "Export chat", str(Path.home() / name), kind)
+    return Path(chosen) if chosen else None
 
 
 class ConversationSidebar(QFrame):
