@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow
 from app.core import events as ev
 from app.core.errors import HerdError
 from app.core.gguf import read_gguf
-from app.core.hardware import merge_engine_devices, probe_hardware
+from app.core.hardware import Device, merge_engine_devices, probe_hardware
 from app.core.planner import Wishes
 from app.core.settings import LoadSettings, Settings, TemplateChoice
 from app.ui.banners import CrashBanner, TemplateNotice
@@ -68,6 +68,7 @@ class ModelController(QObject):
         self.path: Path | None = None
         self.projector: Path | None = None  # chosen by the person; None: the one beside it
         self.offload_dialog: OffloadDialog | None = None
+        self._devices: tuple[Device, ...] | None = None  # llama.cpp's devices, asked once
         model_bar.load_requested.connect(self._on_model_bar_load_requested)
         model_bar.unload_requested.connect(bridge.unload)
         model_bar.cancel_requested.connect(bridge.cancel_load)
@@ -137,10 +138,13 @@ class ModelController(QObject):
         load = self._settings().load
         wishes = Wishes(n_ctx=load.n_ctx, kv_type=load.type_k)
         hardware = probe_hardware()
-        try:  # llama.cpp's own view of its devices wins over the tools' (hardware.py says why)
-            hardware = merge_engine_devices(hardware, self._bridge.client.devices())
-        except HerdError as exc:
-            logger.info("planning with the probed devices only: %s", exc.user_message)
+        if self._devices is None and not self._bridge.busy:  # busy: it would wait for the reply
+            try:
+                self._devices = self._bridge.client.devices()
+            except HerdError as exc:
+                logger.info("planning with the probed devices only: %s", exc.user_message)
+        if self._devices is not None:  # llama.cpp's view of its devices wins (hardware.py)
+            hardware = merge_engine_devices(hardware, self._devices)
         self.offload_dialog = OffloadDialog(info, hardware, wishes, self._window)
         self.offload_dialog.load_requested.connect(self._on_offload_dialog_load_requested)
         self.offload_dialog.open()

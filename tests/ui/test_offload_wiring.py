@@ -37,3 +37,36 @@ def test_plan_dialog_loads_the_model_with_the_plan(qtbot, tmp_path: Path, tiny_s
         assert load.template is TemplateChoice.MODEL  # the person's template choice is kept
     finally:
         window.close()
+
+
+def test_the_plan_opens_at_once_while_a_reply_streams(
+    qtbot, tmp_path: Path, tiny_llama4_says_model: Path
+) -> None:
+    import time
+
+    from app.core.settings import SamplingSettings
+
+    paths = AppPaths.under(tmp_path / "home").ensure()
+    settings = Settings(
+        load=LoadSettings(n_ctx=4096, n_threads=1),
+        sampling=SamplingSettings(max_tokens=3000),
+        default_preset_id="none",
+    )
+    window = MainWindow(paths, settings)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        with qtbot.waitSignal(window.bridge.loaded, timeout=30_000):
+            window.load_model(tiny_llama4_says_model)
+        with qtbot.waitSignal(window.bridge.token_batch, timeout=30_000):
+            window.send_message("talk for a long time")
+        assert window.bridge.generating
+        started = time.monotonic()
+        window.models.open_plan()  # must not wait for the engine to finish the reply
+        assert time.monotonic() - started < 1.0
+        assert window.offload_dialog is not None and window.offload_dialog.isVisible()
+        window.offload_dialog.close()
+        with qtbot.waitSignal(window.bridge.reply_finished, timeout=30_000):
+            window.stop_reply()
+    finally:
+        window.close()
