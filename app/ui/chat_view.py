@@ -112,6 +112,7 @@ class ChatView(QScrollArea):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._styled_pt = 0.0  # the font size the sheet and Markdown theme were made for
         self.setObjectName("chatView")
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
@@ -320,10 +321,15 @@ class ChatView(QScrollArea):
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         """Recolour when the palette changes (the OS switched light/dark)."""
         super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            self._restyle()
+        kind = event.type()
+        if kind == QEvent.Type.PaletteChange or (
+            kind == QEvent.Type.FontChange
+            and getattr(self, "_styled_pt", None) != self.font().pointSizeF()
+        ):
+            self._restyle()  # colours, and the Markdown sizes that follow the font
 
     def _restyle(self) -> None:
+        self._styled_pt = self.font().pointSizeF()
         pal = self.palette()
         base = pal.color(QPalette.ColorRole.Base)
         text = pal.color(QPalette.ColorRole.Text)

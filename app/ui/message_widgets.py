@@ -61,8 +61,10 @@ SELECTABLE = (
 
 
 def code_font() -> QFont:
-    """The system's monospace font."""
-    return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    """The system's monospace family; the size is left to follow the app's font size."""
+    font = QFont([QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()])
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    return font
 
 
 def copy_to_clipboard(text: str, button: QToolButton | None = None) -> None:

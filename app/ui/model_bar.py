@@ -70,9 +70,8 @@ class ModelBar(QFrame):
         text = QVBoxLayout()
         text.setSpacing(2)
         self.name_label = QLabel(self)
-        font = QFont(self.name_label.font())
+        font = QFont()  # bold only: the size follows the app's font size setting
         font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.1)
         self.name_label.setFont(font)
         self.details_label = QLabel(self)
         self.details_label.setWordWrap(True)

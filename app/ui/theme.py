@@ -176,4 +176,20 @@ def apply_appearance(app: QApplication, theme: Theme | str, font_size: int) -> N
     if follower is None:
         follower = AppearanceFollower(app)
     follower.apply_theme(chosen)
-    app.setFont(app_font(font_size))
+    font = app_font(font_size)
+    if font != app.font():
+        app.setFont(font)
+        refresh_styled_fonts(app)
+
+
+def refresh_styled_fonts(app: QApplication) -> None:
+    """Make widgets that carry a style sheet take the application's new font.
+
+    Qt resolves a styled widget's font when the sheet is applied and does not follow a
+    later ``QApplication.setFont``; applying the same sheet again re-resolves it (and the
+    fonts of the widgets below it).
+    """
+    for widget in app.allWidgets():
+        sheet = widget.styleSheet()
+        if sheet:
+            widget.setStyleSheet(sheet)
