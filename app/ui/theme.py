@@ -144,13 +144,15 @@ class AppearanceFollower(QObject):
         want_dark = self.theme is Theme.DARK or (
             self.theme is Theme.SYSTEM and system_is_dark(self._app)
         )
+        before = self._app.palette().cacheKey()
         self._app.setPalette(QPalette())  # back to the platform's own palette
-        if is_dark(self._app.palette()) == want_dark:
-            return
-        self._app.setPalette(dark_palette() if want_dark else light_palette())
-        # The classic Windows style ignores palettes; Fusion honours them on every OS.
-        if want_dark and self._app.style().name().lower() in {"windowsvista", "windows"}:
-            self._app.setStyle("fusion")
+        if is_dark(self._app.palette()) != want_dark:
+            self._app.setPalette(dark_palette() if want_dark else light_palette())
+            # The classic Windows style ignores palettes; Fusion honours them on every OS.
+            if want_dark and self._app.style().name().lower() in {"windowsvista", "windows"}:
+                self._app.setStyle("fusion")
+        if self._app.palette().cacheKey() != before:
+            refresh_styled(self._app)
 
     @Slot()
     def _on_style_hints_color_scheme_changed(self) -> None:
@@ -179,15 +181,16 @@ def apply_appearance(app: QApplication, theme: Theme | str, font_size: int) -> N
     font = app_font(font_size)
     if font != app.font():
         app.setFont(font)
-        refresh_styled_fonts(app)
+        refresh_styled(app)
 
 
-def refresh_styled_fonts(app: QApplication) -> None:
-    """Make widgets that carry a style sheet take the application's new font.
+def refresh_styled(app: QApplication) -> None:
+    """Make widgets that carry a style sheet take the application's new font and palette.
 
-    Qt resolves a styled widget's font when the sheet is applied and does not follow a
-    later ``QApplication.setFont``; applying the same sheet again re-resolves it (and the
-    fonts of the widgets below it).
+    Qt resolves a styled widget's font and palette (and ``palette(...)`` in its sheet) when
+    the sheet is applied, and does not follow a later ``QApplication.setFont`` or
+    ``setPalette``; applying the same sheet again re-resolves them, for the widgets below
+    it too.
     """
     for widget in app.allWidgets():
         sheet = widget.styleSheet()

@@ -45,3 +45,28 @@ def test_a_bigger_font_reaches_the_sidebar_transcript_code_and_model_bar(qtbot, 
         window.close()
         app.setFont(font)
         app.setPalette(palette)
+
+
+def test_switching_to_dark_live_recolours_the_styled_transcript(qtbot, tmp_path: Path):
+    from PySide6.QtGui import QPalette
+
+    app = QApplication.instance()
+    font, palette = app.font(), app.palette()
+    window = MainWindow(AppPaths.under(tmp_path).ensure(), Settings())
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        apply_appearance(app, "light", 0)
+        window.chat_view.load_messages([ShownMessage(Role.ASSISTANT, "Hello.")])
+        qtbot.wait(50)
+        light = window.chat_view.grab().toImage().pixelColor(5, 5).lightness()
+        apply_appearance(app, "dark", 0)
+        qtbot.wait(50)
+        dark = window.chat_view.grab().toImage().pixelColor(5, 5).lightness()
+        sidebar = window.sidebar.list.palette().color(QPalette.ColorRole.Text).lightness()
+        assert light > 200 and dark < 80  # the transcript's background followed
+        assert sidebar > 150  # light text on the dark sidebar
+    finally:
+        window.close()
+        app.setFont(font)
+        app.setPalette(palette)
