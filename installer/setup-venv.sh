@@ -35,8 +35,11 @@ fi
 vpy=.venv/bin/python
 
 target="."
-[ "$want_test" = 1 ] && target=".[test]"
-stamp=".venv/.herd-installed$([ "$want_test" = 1 ] && echo -test)"
+stamp=".venv/.herd-installed"
+if [ "$want_test" = 1 ]; then
+  target=".[test]"
+  stamp=".venv/.herd-installed-test"
+fi
 sum=$(cat pyproject.toml installer/setup-venv.sh | cksum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
   echo "herd setup: installing Herd into .venv (the first time compiles llama.cpp: several minutes)" >&2
