@@ -33,7 +33,6 @@ from app.core.chat.template_check import render_chat_template, render_chat_templ
 from app.core.engine import generation, llama_ext, multimodal, prompt_tokens
 from app.core.engine.client import EngineClient
 from app.core.gguf import read_gguf
-from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings
 
 S, U, A, T = Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.IPYTHON
@@ -183,28 +182,6 @@ def test_template_that_rewrites_contents_falls_back_to_one_format_segment() -> N
 
 
 # -- through the engine ------------------------------------------------------------------
-@pytest.fixture
-def paths(tmp_path: Path) -> AppPaths:
-    return AppPaths.under(tmp_path / "home").ensure()
-
-
-@pytest.fixture
-def client(paths: AppPaths) -> Iterator[EngineClient]:
-    engine = EngineClient(paths)
-    yield engine
-    engine.shutdown()
-    assert not engine.alive
-
-
-@pytest.fixture
-def png(tmp_path: Path) -> Path:
-    path = tmp_path / "barn.png"
-    img = Image.new("RGB", (64, 48), (180, 20, 20))
-    img.paste((40, 160, 40), (0, 30, 64, 48))
-    img.save(path)
-    return path
-
-
 def _load(client: EngineClient, model: Path) -> None:
     events = list(client.load(model, SETTINGS))
     assert isinstance(events[-1], ev.Loaded), events[-1]

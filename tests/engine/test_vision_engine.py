@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,6 @@ from app.core.settings import LoadSettings, SamplingSettings
 SETTINGS = LoadSettings(n_ctx=512, n_threads=1)  # one thread: see test_engine_client.py
 SHORT = SamplingSettings(max_tokens=8, seed=7)
 QUESTION = "What is in this picture?"
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> AppPaths:
-    return AppPaths.under(tmp_path / "home").ensure()
-
-
-@pytest.fixture
-def client(paths: AppPaths) -> Iterator[EngineClient]:
-    engine = EngineClient(paths)
-    yield engine
-    engine.shutdown()
-    assert not engine.alive
-
-
-@pytest.fixture
-def png(tmp_path: Path) -> Path:
-    path = tmp_path / "barn.png"
-    img = Image.new("RGB", (64, 48), (180, 20, 20))
-    img.paste((40, 160, 40), (0, 30, 64, 48))
-    img.save(path)
-    return path
 
 
 @pytest.fixture
