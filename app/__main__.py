@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app import hub_cli
 
     hub_cli.add_parsers(sub)
+    from app import doctor_cli
+
+    doctor_cli.add_parser(sub)
     return parser
 
 
@@ -64,7 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run Herd; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if argv and argv[0] not in {"gui", "info", "chat", "plan", "pull", "models", "-h", "--help"}:
+    if argv and argv[0] not in {
+        "gui",
+        "info",
+        "chat",
+        "plan",
+        "pull",
+        "models",
+        "doctor",
+        "-h",
+        "--help",
+    }:
         argv = ["gui", *argv]  # `herd model.gguf` opens the window on that model
     args = parser.parse_args(argv or ["gui"])
     home = os.environ.get("HERD_HOME")
@@ -94,6 +107,10 @@ def _run(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
         from app import plan_cli
 
         return plan_cli.run(args)
+    if args.command == "doctor":
+        from app import doctor_cli
+
+        return doctor_cli.run(args, paths)
     if args.command in {"pull", "models"}:
         from app import hub_cli
 

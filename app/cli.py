@@ -129,6 +129,8 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
             return fail(engine.facts.vision_error or "the vision projector did not load")
         for warning in engine.facts.warnings:
             print(f"herd: warning: {warning}", file=sys.stderr)
+        if engine.facts.engine_note:
+            print(f"herd: note: {engine.facts.engine_note}", file=sys.stderr)
         history: list[ChatMessage] = []
         if args.system:
             history.append(ChatMessage(Role.SYSTEM, args.system))
@@ -194,6 +196,8 @@ def _stream_reply(engine, history, sampling, *, stats: bool) -> tuple[int, str]:
                         file=sys.stderr,
                     )
                 return EXIT_OK, event.text
+            elif isinstance(event, ev.Notice):
+                print(f"\nherd: note: {event.message}", file=sys.stderr)
             elif isinstance(event, ev.Failed | ev.EngineCrashed):
                 sys.stdout.write("\n")
                 return fail(_event_line(event)), ""

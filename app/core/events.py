@@ -46,6 +46,8 @@ class ModelFacts:
     vision: bool = False  # a vision projector is loaded: the model can take images
     projector: str = ""  # the projector (mmproj GGUF) loaded with the model, if any
     vision_error: str = ""  # why a projector that was found or chosen did not load
+    engine: str = "default"  # the engine configuration it was loaded with (the self-check's)
+    engine_note: str = ""  # what the self-check just found, said once ("AMX crashed; off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,13 @@ class DeviceList:
     """llama.cpp's devices: (name, description, ggml device type, free, total bytes)."""
 
     devices: tuple[tuple[str, str, int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the person should know that is not a failure (the job goes on)."""
+
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ class AppPaths:
     logs: Path
     cache: Path
     models: Path
+    state: Path  # what Herd learned about this machine (the engine self-check)
 
     @classmethod
     def default(cls) -> AppPaths:
@@ -30,6 +31,7 @@ class AppPaths:
             logs=Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
             cache=Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
             models=data / "models",
+            state=Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)),
         )
 
     @classmethod
@@ -42,11 +44,20 @@ class AppPaths:
             logs=root / "logs",
             cache=root / "cache",
             models=root / "data" / "models",
+            state=root / "state",
         )
 
     def ensure(self) -> AppPaths:
         """Create every folder that does not exist yet; returns self."""
-        for folder in (self.data, self.config, self.logs, self.cache, self.models, self.images):
+        for folder in (
+            self.data,
+            self.config,
+            self.logs,
+            self.cache,
+            self.models,
+            self.state,
+            self.images,
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -75,6 +75,7 @@ class EngineBridge(QObject):
     prompt_fitted = Signal(object)  # Fitted: what is sent, what was dropped, prompt tokens
     tokens_streamed = Signal(int)  # tokens generated so far in the running reply
     draft_counted = Signal(int, int)  # tokens of the conversation plus the draft; the draft
+    notice = Signal(str)  # something to say that is not a failure (the job goes on)
 
     # job id, event: emitted on job threads, delivered (queued) on the GUI thread
     _event_posted = Signal(int, object)
@@ -328,6 +329,9 @@ class EngineBridge(QObject):
         current = job_id == self._job_ids
         if isinstance(event, ev.Progress):
             self.load_progress.emit(event.fraction, event.message)
+            return
+        if isinstance(event, ev.Notice):
+            self.notice.emit(event.message)
             return
         self._flush_text()
         if current:

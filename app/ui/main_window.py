@@ -127,6 +127,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(store_note, 20_000)
         self.composer.editor.setFocus()
 
+    @Slot(str)
+    def _on_bridge_notice(self, message: str) -> None:
+        self.statusBar().showMessage(message, 60_000)
+
     # -- building --------------------------------------------------------------------
     def _build_layout(self) -> None:
         central = QWidget(self)
@@ -165,14 +169,13 @@ class MainWindow(QMainWindow):
         self._prompt_tokens = 0
 
     def _connect(self) -> None:
+        self.bridge.notice.connect(self._on_bridge_notice)
         self.model_bar.file_opened.connect(self._on_model_bar_file_opened)
         self.model_bar.manager_requested.connect(self.open_model_manager)
         self.chat_header.system_prompt_requested.connect(
             self._on_chat_header_system_prompt_requested
         )
-        self.conversations.conversation_changed.connect(
-            self._on_conversations_conversation_changed
-        )
+        self.conversations.conversation_changed.connect(self._on_conversations_conversation_changed)
         if self.composer.image_panel is not None:
             self.composer.image_panel.image_rejected.connect(self._on_image_panel_image_rejected)
         self.composer.send_requested.connect(self._on_composer_send_requested)
@@ -380,8 +383,7 @@ class MainWindow(QMainWindow):
         self.context_meter.set_usage(fitted.prompt_tokens, fitted.n_ctx)
         if fitted.dropped:
             self.statusBar().showMessage(
-                f"{len(fitted.dropped)} older messages were left out so the chat fits the "
-                "context.",
+                f"{len(fitted.dropped)} older messages were left out so the chat fits the context.",
                 8000,
             )
 

@@ -187,6 +187,8 @@ class ModelController(QObject):
         name = facts.name or Path(facts.path).stem
         self._window.setWindowTitle(f"{name} – Herd")
         self._status.setText(f"{name} loaded in {facts.load_seconds:.1f} s")
+        if facts.engine_note:  # the self-check just turned a fast path off: say so, once
+            self._window.statusBar().showMessage(facts.engine_note, 60_000)
         self._view.set_empty_hint("Type a message below to start.")
         self.settings_changed.emit(dataclasses.replace(self._settings(), last_model=facts.path))
         self.model_ready.emit(facts)

@@ -12,7 +12,8 @@ counts, devices.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ from app.core.chat.formats import PromptFormat, choose_format
 from app.core.chat.llama4_format import IMAGE
 from app.core.chat.messages import ChatMessage
 from app.core.engine import protocol as proto
+from app.core.engine import selfcheck
+from app.core.engine.engine_config import DEFAULT as DEFAULT_CONFIG
+from app.core.engine.engine_config import SAFE as SAFE_CONFIG
+from app.core.engine.engine_config import CheckRecord, read_record, write_record
 from app.core.engine.process import LOG_TAIL_LINES, POLL_S, EngineProcess
 from app.core.errors import EngineCrashedError, EngineError, HerdError
 from app.core.gguf import find_projector, read_gguf, require_supported
@@ -32,6 +37,8 @@ from app.core.settings import LoadSettings, SamplingSettings
 
 __all__ = ["LOG_TAIL_LINES", "POLL_S", "EngineClient", "EngineProcess"]
 
+logger = logging.getLogger(__name__)
+
 
 class EngineClient(EngineProcess):
     """The engine's requests in the app's terms: load a model, chat, count tokens."""
@@ -39,6 +46,9 @@ class EngineClient(EngineProcess):
     def __init__(self, paths: AppPaths, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(paths, env=env)
         self.prompt_format: PromptFormat | None = None
+        self.check: CheckRecord | None = None  # the engine self-check's verdict, once known
+        self._last_load: tuple[str, LoadSettings, str] | None = None  # to reload after a crash
+        self._first_decode = False  # no reply yet since a load in a not-yet-proven config
 
     def start(self) -> None:
         """Start a fresh engine process (stopping a running one first)."""
@@ -80,11 +90,21 @@ class EngineClient(EngineProcess):
                 "Choose the model's mmproj GGUF file, or load the model without one.",
             )
             return
+        check = yield from self._checked()
+        if check.chosen is None:
+            yield ev.Failed(
+                check.cause, "Run `herd doctor` for the details, and see the README's note."
+            )
+            return
+        projector_arg = str(projector) if projector is not None and vision else ""
         args = {
             "path": str(info.path),
             "settings": settings.to_dict(),
-            "projector": str(projector) if projector is not None and vision else "",
+            "projector": projector_arg,
+            "engine": check.chosen.to_dict(),
         }
+        self._last_load = (str(info.path), settings, projector_arg)
+        self._first_decode = check.chosen.use_extra_bufts
         for event in self._job(proto.OP_LOAD, args, cancel):
             if isinstance(event, ev.Loaded):
                 fmt, warnings = choose_format(
@@ -95,7 +115,17 @@ class EngineClient(EngineProcess):
                 )
                 if event.facts.vision_error:
                     warnings.append(event.facts.vision_error)
-                facts = _with(event.facts, prompt_format=fmt.name, warnings=tuple(warnings))
+                note = ""
+                if check.new and check.chosen != DEFAULT_CONFIG:
+                    note = check.cause  # said once, the first time it is found
+                    self.check = dataclasses.replace(check, new=False)
+                facts = _with(
+                    event.facts,
+                    prompt_format=fmt.name,
+                    warnings=tuple(warnings),
+                    engine=check.chosen.describe(),
+                    engine_note=note,
+                )
                 self.facts = facts
                 self.prompt_format = fmt
                 event = ev.Loaded(facts)
@@ -120,7 +150,7 @@ class EngineClient(EngineProcess):
             return
         args = self._generate_args(sampling, self._format().stop_strings, images)
         args["segments"] = [list(segment) for segment in segments]
-        yield from self._job(proto.OP_GENERATE, args, cancel)
+        yield from self._generate(args, cancel)
 
     def complete(
         self,
@@ -139,7 +169,61 @@ class EngineClient(EngineProcess):
         """
         args = self._generate_args(sampling, stop_tokens, images)
         args["prompt"] = prompt
-        yield from self._job(proto.OP_GENERATE, args, cancel)
+        yield from self._generate(args, cancel)
+
+    # -- the engine self-check, and one retry in the safe configuration ---------------
+    def _checked(self) -> Generator[Any, None, CheckRecord]:
+        """The self-check's verdict for this machine (run first when there is none)."""
+        if self.check is not None:
+            return self.check
+        fp = selfcheck.machine_fingerprint()
+        record = read_record(self._paths.state)
+        if record is None or record.fingerprint != fp:
+            yield ev.Progress(0.0, "Checking how llama.cpp runs on this machine (once)")
+            record = selfcheck.run_self_check(self._paths, fp, env=self._env)
+            write_record(self._paths.state, record)
+        self.check = record
+        return record
+
+    def _generate(self, args: dict[str, Any], cancel: CancelToken | None) -> Iterator[Any]:
+        """A generate job; a crash at the first decode after a load gets one safe retry.
+
+        llama.cpp's repacked CPU weights crash some CPUs at the first decode (its AMX path
+        on Intel Xeons). The self-check catches that before the first load; this catches
+        what it could not (another model's tensor shapes): the engine restarts, the model
+        is reloaded without repacking, the request runs again, and the machine keeps the
+        safe configuration from then on.
+        """
+        first, self._first_decode = self._first_decode, False
+        produced = False
+        for event in self._job(proto.OP_GENERATE, args, cancel):
+            if isinstance(event, ev.EngineCrashed) and first and not produced:
+                reloaded = yield from self._reload_safe(event)
+                if reloaded:
+                    yield from self._job(proto.OP_GENERATE, args, cancel)
+                    return
+            produced = produced or isinstance(event, ev.Token)
+            yield event
+
+    def _reload_safe(self, crash: ev.EngineCrashed) -> Generator[Any, None, bool]:
+        if self._last_load is None or self.check is None:
+            return False
+        how = crash.message.split(": ", 1)[-1].split(".", 1)[0]  # "it crashed (SIGSEGV)"
+        why = (
+            f"The engine crashed at the first reply with llama.cpp's repacked CPU weights "
+            f"({how}); Herd turned them off on this machine and reloaded the model."
+        )
+        logger.warning("%s", why)
+        selfcheck.remember_crash(self._paths, self.check, SAFE_CONFIG, why)
+        self.check = dataclasses.replace(self.check, chosen=SAFE_CONFIG, cause=why, new=False)
+        path, settings, projector = self._last_load
+        self.start()
+        for event in self.load(path, settings, projector=projector or None, vision=bool(projector)):
+            if isinstance(event, ev.Failed | ev.EngineCrashed):
+                yield event
+                return False
+        yield ev.Notice(why)
+        return True
 
     @staticmethod
     def _generate_args(

@@ -1,7 +1,9 @@
 """The gaps in llama-cpp-python 0.3.36 that Herd fills through ctypes, kept in one place.
 
 - llama.cpp's log goes to a file of ours (``llama_log_set``), not to the terminal.
-- The model loader gets a progress callback that can also abort the load.
+- The model loader gets a progress callback that can also abort the load, tensor
+  overrides and ``use_extra_bufts``, and never compiles the file's chat templates
+  (:class:`HerdLlama`).
 - A context gets an abort callback, so Stop interrupts even a long prompt evaluation.
 - Images: llama.cpp's mtmd (``llama_cpp.mtmd_cpp``) loads the vision projector and turns
   a prompt with media markers plus pixels into chunks that are evaluated into the model's
@@ -20,6 +22,8 @@ from typing import IO, Any
 import llama_cpp
 import llama_cpp.llama_cpp as lib
 
+from app.core.engine.engine_config import DEFAULT as DEFAULT_CONFIG
+from app.core.engine.engine_config import EngineConfig
 from app.core.engine.media_chunks import MediaChunk, stand_in_ids
 from app.core.settings import LoadSettings
 
@@ -85,42 +89,81 @@ def override_array(overrides: Sequence[tuple[str, str]]) -> ctypes.Array[_BuftOv
     return array  # the last entry stays zeroed: the terminator
 
 
-@contextlib.contextmanager
-def load_hooks(
-    on_progress: Callable[[float], bool], overrides: Sequence[tuple[str, str]] = ()
-) -> Iterator[None]:
-    """While active, models loaded through ``llama_cpp.Llama`` report progress.
+class HerdLlama(llama_cpp.Llama):
+    """``llama_cpp.Llama`` with the model parameters it does not expose, and no templates.
 
-    ``on_progress(fraction)`` returns False to abort the load; llama.cpp then returns no
-    model and ``Llama()`` raises. ``overrides`` are (tensor-name regex, device name)
-    pairs placing matching tensors in that device's buffers (e.g. routed experts on the
-    CPU). llama-cpp-python builds its model params from ``llama_model_default_params()``
-    and fills neither field, so we hand it defaults that already carry ours.
+    llama-cpp-python builds its model parameters from ``llama_model_default_params()`` and
+    fills neither the progress callback, the tensor buffer-type overrides nor
+    ``use_extra_bufts``; it then compiles every chat template in the GGUF with Jinja, with
+    no time or memory limit (a template bomb grew the engine past 5 GB, and a template
+    that does not compile made the model unloadable). Herd renders Llama 4 itself and
+    checks the file's template in its own bounded sandbox, so the engine never needs them.
+    Both gaps are filled here, through the two attributes ``Llama.__init__`` assigns, for
+    this object only; nothing in llama-cpp-python is replaced.
+
+    Args:
+        on_progress: Called with the load fraction; returns False to abort the load
+            (llama.cpp then returns no model and the constructor raises).
+        overrides: (tensor-name regex, device name) pairs placing matching tensors in that
+            device's buffers (e.g. routed experts on the CPU).
+        use_extra_bufts: Let llama.cpp repack weights into its extra CPU buffer types (AMX,
+            interleaved AVX/NEON layouts); off where the self-check saw them crash.
+        **kwargs: ``llama_cpp.Llama``'s own arguments (see :func:`llama_kwargs`).
     """
-    original = lib.llama_model_default_params
-    array = override_array(overrides)
 
-    @lib.llama_progress_callback
-    def _progress(fraction: float, user_data: ctypes.c_void_p) -> bool:
-        try:
-            return bool(on_progress(float(fraction)))
-        except Exception:  # an exception cannot cross into C; abort the load instead
-            logger.exception("progress callback failed")
-            return False
+    def __init__(
+        self,
+        *,
+        on_progress: Callable[[float], bool] | None = None,
+        overrides: Sequence[tuple[str, str]] = (),
+        use_extra_bufts: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._herd_use_extra_bufts = use_extra_bufts
+        self._herd_overrides = override_array(overrides)
+        self._herd_progress = None
+        if on_progress is not None:
 
-    def _defaults() -> Any:
-        params = original()
-        params.progress_callback = _progress
-        if array is not None:
-            params.tensor_buft_overrides = ctypes.cast(array, ctypes.c_void_p)
-        return params
+            @lib.llama_progress_callback
+            def _progress(fraction: float, user_data: ctypes.c_void_p) -> bool:
+                try:
+                    return bool(on_progress(float(fraction)))
+                except Exception:  # an exception cannot cross into C; abort the load instead
+                    logger.exception("progress callback failed")
+                    return False
 
-    _keep_alive.extend((_progress, array))
-    lib.llama_model_default_params = _defaults
-    try:
-        yield
-    finally:
-        lib.llama_model_default_params = original
+            self._herd_progress = _progress
+            _keep_alive.append(_progress)
+        if self._herd_overrides is not None:
+            _keep_alive.append(self._herd_overrides)
+        super().__init__(**kwargs)
+
+    @property
+    def model_params(self) -> Any:
+        """The ``llama_model_params`` the model was loaded with."""
+        return self._herd_model_params
+
+    @model_params.setter
+    def model_params(self, params: Any) -> None:
+        if self._herd_progress is not None:
+            params.progress_callback = self._herd_progress
+        if self._herd_overrides is not None:
+            params.tensor_buft_overrides = ctypes.cast(self._herd_overrides, ctypes.c_void_p)
+        params.use_extra_bufts = self._herd_use_extra_bufts
+        self._herd_model_params = params
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The GGUF's metadata as strings, chat templates left out (see the class doc)."""
+        return self._herd_metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, str]) -> None:
+        self._herd_metadata = {
+            key: text
+            for key, text in value.items()
+            if not key.startswith("tokenizer.chat_template")
+        }
 
 
 @contextlib.contextmanager
@@ -140,20 +183,45 @@ def overridden_tensors() -> Iterator[list[tuple[str, str]]]:
         _log_listeners.remove(_listen)
 
 
-def llama_kwargs(path: str, settings: LoadSettings, *, verbose: bool = True) -> dict[str, Any]:
-    """``llama_cpp.Llama`` keyword arguments for ``settings`` (one mapping for every caller).
+@contextlib.contextmanager
+def log_lines() -> Iterator[list[str]]:
+    """Collect, while active, llama.cpp's log lines (to quote its reason for a failure)."""
+    found: list[str] = []
 
-    ``verbose=True`` keeps llama-cpp-python from redirecting fd 2 to /dev/null during the
-    load, so asserts and the log still reach the engine's log file.
+    def _listen(text: bytes) -> None:
+        found.append(text.decode("utf-8", errors="replace"))
+
+    _log_listeners.append(_listen)
+    try:
+        yield found
+    finally:
+        _log_listeners.remove(_listen)
+
+
+def llama_kwargs(
+    path: str,
+    settings: LoadSettings,
+    config: EngineConfig = DEFAULT_CONFIG,
+    *,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """``HerdLlama`` keyword arguments for ``settings`` on a machine needing ``config``.
+
+    One mapping for every caller. ``verbose=True`` keeps llama-cpp-python from redirecting
+    fd 2 to /dev/null during the load, so asserts and the log still reach the engine's
+    log file.
     """
+    threads = config.threads or settings.n_threads
     return {
         "model_path": path,
+        "use_extra_bufts": config.use_extra_bufts,
+        "overrides": settings.tensor_overrides,
         "n_ctx": settings.n_ctx,
         "n_batch": settings.n_batch,
         "n_ubatch": settings.n_ubatch,
-        "n_threads": settings.n_threads,
-        "n_threads_batch": settings.n_threads,
-        "n_gpu_layers": settings.n_gpu_layers,
+        "n_threads": threads,
+        "n_threads_batch": threads,
+        "n_gpu_layers": settings.n_gpu_layers if config.gpu else 0,
         "flash_attn": settings.flash_attn,
         "swa_full": settings.swa_full,
         "type_k": KV_TYPES[settings.type_k.value],
@@ -297,6 +365,46 @@ def backend_devices() -> list[tuple[str, str, int, int, int]]:
             )
         )
     return found
+
+
+def system_info() -> str:
+    """llama.cpp's one-line summary of the CPU features its build uses."""
+    lib.llama_backend_init()
+    return lib.llama_print_system_info().decode(errors="replace").strip()
+
+
+def build_facts() -> dict[str, Any]:
+    """This llama.cpp build: version, backends, what it supports (for ``herd doctor``)."""
+    return {
+        "llama_cpp_python": getattr(llama_cpp, "__version__", ""),
+        "backends": backend_names(),
+        "supports_gpu_offload": bool(lib.llama_supports_gpu_offload()),
+        "supports_rpc": bool(lib.llama_supports_rpc()),
+        "supports_mmap": bool(lib.llama_supports_mmap()),
+        "system_info": system_info(),
+    }
+
+
+def last_logits(llm: llama_cpp.Llama) -> Any:
+    """The logits of the last evaluated position, as a numpy view (no copy)."""
+    import numpy as np
+
+    ptr = lib.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ptr, (llm.n_vocab(),))
+
+
+def backend_names() -> list[str]:
+    """The backends compiled into (or loaded by) this llama.cpp: "CPU", "CUDA", "RPC", ..."""
+    from llama_cpp._ggml import libggml
+
+    lib.llama_backend_init()
+    count = libggml.ggml_backend_reg_count
+    count.restype, count.argtypes = ctypes.c_size_t, []
+    get = libggml.ggml_backend_reg_get
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    name = libggml.ggml_backend_reg_name
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    return [name(get(i)).decode(errors="replace") for i in range(count())]
 
 
 # -- vision: llama.cpp's mtmd (the projector runs in the engine, beside the model) -----------

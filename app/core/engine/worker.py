@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import IO, Any
 from app.core import events as ev
 from app.core.engine import generation, prompt_tokens
 from app.core.engine import protocol as proto
+from app.core.engine.engine_config import EngineConfig
 from app.core.engine.generation import EMIT_EVERY_S
 from app.core.errors import HerdError
 from app.core.settings import LoadSettings, SamplingSettings
@@ -33,8 +35,20 @@ PROGRESS_STEP = 0.01  # report load progress in 1% steps
 class Worker:
     """Serves requests one at a time; ``stop`` requests are handled out of band."""
 
-    def __init__(self, out: IO[bytes], inp: IO[bytes]) -> None:
+    def __init__(
+        self,
+        out: IO[bytes],
+        inp: IO[bytes],
+        *,
+        log_path: str = "",
+        crash_repacked_decode: bool = False,
+    ) -> None:
         self._out = out
+        self._log_path = log_path
+        # Tests only: emulate llama.cpp's AMX crash (SIGSEGV at the first decode of weights
+        # in extra buffer types) on machines without AMX, to exercise the recovery path.
+        self._crash_repacked_decode = crash_repacked_decode
+        self._config = EngineConfig()
         self._inp = inp
         self._write_lock = threading.Lock()
         self._requests: queue.Queue[proto.Request | None] = queue.Queue()
@@ -97,13 +111,13 @@ class Worker:
 
     # -- requests ---------------------------------------------------------------
     def _load(self, req: proto.Request) -> None:
-        import llama_cpp
 
         from app.core.engine import llama_ext
 
         self._release()
         path = str(req.args["path"])
         settings = LoadSettings.from_dict(req.args.get("settings", {}))
+        config = EngineConfig.from_dict(req.args.get("engine", {}))
         last = [-1.0]
 
         def on_progress(fraction: float) -> bool:
@@ -115,22 +129,18 @@ class Worker:
         started = time.perf_counter()
         try:
             with (
-                llama_ext.load_hooks(on_progress, settings.tensor_overrides),
                 llama_ext.overridden_tensors() as overridden,
+                llama_ext.log_lines() as said,
             ):
-                llm = llama_cpp.Llama(**llama_ext.llama_kwargs(path, settings))
+                llm = llama_ext.HerdLlama(
+                    on_progress=on_progress, **llama_ext.llama_kwargs(path, settings, config)
+                )
         except (ValueError, RuntimeError) as exc:
             if self._should_stop():
                 self.emit(req.id, ev.Failed("Loading was cancelled.", cancelled=True))
             else:
-                self.emit(
-                    req.id,
-                    ev.Failed(
-                        f"llama.cpp could not load {os.path.basename(path)}: {exc}",
-                        "The engine log names the reason (memory, a damaged file, "
-                        "an unsupported layout).",
-                    ),
-                )
+                lines = "".join(said).splitlines()
+                self.emit(req.id, _load_failure(path, exc, lines, self._log_path))
             return
         if self._should_stop():
             # Stop came after the last progress report (an mmap'd model reports all of it in
@@ -140,6 +150,7 @@ class Worker:
             return
         llama_ext.set_abort_check(llm, self._should_stop)
         self._llm = llm
+        self._config = config
         self._load_path = path
         projector = str(req.args.get("projector") or "")
         vision_error = self._load_projector(projector, llm, settings) if projector else ""
@@ -248,6 +259,8 @@ class Worker:
         llm = self._require_model(req)
         if llm is None:
             return
+        if self._crash_repacked_decode and self._config.use_extra_bufts:
+            os.kill(os.getpid(), signal.SIGSEGV)
         from app.core.engine import llama_ext
 
         sampling = SamplingSettings.from_dict(req.args.get("sampling", {}))
@@ -303,6 +316,35 @@ class Worker:
         return tokens, n_image
 
 
+def _load_failure(path: str, exc: Exception, said: list[str], log_path: str) -> ev.Failed:
+    """A failed load in llama.cpp's own words (its reason line), with the log's path."""
+    reason = llama_reason(said)
+    where = f" The full log: {log_path}" if log_path else ""
+    if reason:
+        return ev.Failed(
+            f"llama.cpp could not load {os.path.basename(path)}: {reason}",
+            f"The file may be damaged, incomplete or of a layout this llama.cpp does not "
+            f"know; re-download it or try another quant.{where}",
+        )
+    return ev.Failed(
+        f"llama.cpp could not load {os.path.basename(path)}: {exc}",
+        f"The engine log names the reason (memory, a damaged file, an unsupported layout).{where}",
+    )
+
+
+def llama_reason(lines: list[str]) -> str:
+    """The line of llama.cpp's log that says why a load failed ("" when none does)."""
+    for marker in ("error loading model:", "error:", "failed to"):
+        for line in reversed(lines):
+            text = line.strip()
+            at = text.lower().rfind(marker)
+            if at < 0:
+                continue
+            rest = text[at + len(marker) :].strip()
+            return rest if rest and marker != "failed to" else text
+    return ""
+
+
 def _token_text(llm: Any, token: int) -> str:
     if token < 0:
         return ""
@@ -329,7 +371,10 @@ def main(argv: list[str]) -> int:
     from app.core.engine import llama_ext
 
     llama_ext.send_log_to(log)
-    Worker(proto_out, sys.stdin.buffer).run()
+    crash_repacked = os.environ.get("HERD_TEST_CRASH_REPACKED_DECODE") == "1"
+    Worker(
+        proto_out, sys.stdin.buffer, log_path=log_path, crash_repacked_decode=crash_repacked
+    ).run()
     logging.shutdown()
     sys.stdout.flush()
     proto_out.flush()

@@ -1,0 +1,314 @@
+"""The engine self-check: does llama.cpp decode correctly on this machine, and how.
+
+Before the first real load on a machine, a child process loads a tiny Llama 4 MoE written
+at run time (:mod:`app.core.engine.probe_model`: Q8_0 and Q4_0 matrices, which llama.cpp
+repacks for AMX, AVX and NEON) and decodes a few tokens. A child that dies from a signal,
+or logits that are not finite, fail the configuration, and the next one is tried with one
+more fast path turned off (:data:`~app.core.engine.engine_config.CANDIDATES`). The first
+that works is recorded in the state folder and applied to every load, until the llama.cpp
+build, the CPU or the GPUs change. Run as ``python -m app.core.engine.selfcheck MODEL
+CONFIG`` it is that child.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from app.core.cpu_info import CpuInfo, probe_cpu
+from app.core.engine.engine_config import (
+    CANDIDATES,
+    Attempt,
+    CheckRecord,
+    EngineConfig,
+    read_record,
+    write_record,
+)
+from app.core.engine.probe_model import probe_model_path
+from app.core.paths import AppPaths
+
+logger = logging.getLogger(__name__)
+
+ATTEMPT_TIMEOUT_S = 30.0  # one configuration; a hang counts as a failure
+DECODE_TOKENS = 4
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+# -- the parent: when to check, running the attempts, the verdict in words -----------------
+def llama_build() -> dict[str, Any]:
+    """llama-cpp-python's version and its native libraries (name, size, mtime), unimported."""
+    try:
+        version = importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    libs: list[tuple[str, int, int]] = []
+    spec = importlib.util.find_spec("llama_cpp")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "lib"
+        for lib in sorted(folder.glob("*")) if folder.is_dir() else []:
+            try:
+                st = lib.stat()
+            except OSError:
+                continue
+            libs.append((lib.name, st.st_size, st.st_mtime_ns))
+    return {"llama_cpp_python": version, "libraries": libs}
+
+
+def nvidia_gpus(proc: Path = Path("/proc/driver/nvidia/gpus")) -> list[str]:
+    """NVIDIA GPU models from the driver's files on Linux (cheap: no tool is started)."""
+    found = []
+    for info in sorted(proc.glob("*/information")) if proc.is_dir() else []:
+        try:
+            for line in info.read_text(errors="replace").splitlines():
+                if line.startswith("Model:"):
+                    found.append(line.partition(":")[2].strip())
+        except OSError:
+            continue
+    return found
+
+
+def fingerprint(cpu: CpuInfo, gpus: Sequence[str], build: Mapping[str, Any]) -> str:
+    """What the verdict depends on: the llama.cpp build, the CPU and the GPUs."""
+    key = {
+        "build": build,
+        "cpu": [cpu.model, cpu.arch, list(cpu.features)],
+        "gpus": list(gpus),
+        "python": sys.version_info[:2],
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def machine_fingerprint() -> str:
+    """This machine's fingerprint (about a millisecond: files only)."""
+    return fingerprint(probe_cpu(), nvidia_gpus(), llama_build())
+
+
+def ensure_checked(
+    paths: AppPaths, *, force: bool = False, env: Mapping[str, str] | None = None
+) -> CheckRecord:
+    """The verdict for this machine: the recorded one, or a new check when anything changed.
+
+    Blocking (up to a few seconds on a new machine): call it off the GUI thread.
+    """
+    fp = machine_fingerprint()
+    record = None if force else read_record(paths.state)
+    if record is not None and record.fingerprint == fp:
+        return record
+    record = run_self_check(paths, fp, env=env)
+    write_record(paths.state, record)
+    return record
+
+
+def remember_crash(paths: AppPaths, record: CheckRecord, safe: EngineConfig, why: str) -> None:
+    """A load in ``record.chosen`` crashed at its first decode: keep ``safe`` from now on."""
+    attempt = Attempt(record.chosen or EngineConfig(), False, why, 0.0)
+    updated = CheckRecord(
+        fingerprint=record.fingerprint,
+        attempts=(*record.attempts, attempt),
+        chosen=safe,
+        cause=why,
+        seconds=record.seconds,
+        checked_at=time.time(),
+        system_info=record.system_info,
+        devices=record.devices,
+    )
+    write_record(paths.state, updated)
+
+
+def run_self_check(
+    paths: AppPaths,
+    fp: str,
+    *,
+    candidates: Sequence[EngineConfig] = CANDIDATES,
+    model: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> CheckRecord:
+    """Try ``candidates`` in order on the probe model (or ``model``) until one decodes."""
+    started = time.perf_counter()
+    model = model or probe_model_path(paths.cache)
+    attempts: list[Attempt] = []
+    facts: dict[str, Any] = {}
+    for config in candidates:
+        attempt, seen = _attempt(model, config, env)
+        facts = {**seen, **facts}  # the first child to report them wins
+        attempts.append(attempt)
+        logger.info("engine self-check: %s: %s", config.name, attempt.outcome)
+        if attempt.ok:
+            break
+    chosen = attempts[-1].config if attempts and attempts[-1].ok else None
+    system_info = str(facts.get("system_info", ""))
+    return CheckRecord(
+        fingerprint=fp,
+        attempts=tuple(attempts),
+        chosen=chosen,
+        cause=explain(attempts, system_info),
+        seconds=time.perf_counter() - started,
+        checked_at=time.time(),
+        system_info=system_info,
+        devices=tuple(str(d) for d in facts.get("devices", [])),
+        new=True,
+    )
+
+
+def _attempt(
+    model: Path, config: EngineConfig, env: Mapping[str, str] | None
+) -> tuple[Attempt, dict[str, Any]]:
+    child_env = dict(os.environ if env is None else env)
+    child_env["GGML_NO_BACKTRACE"] = "1"  # ggml would otherwise attach gdb on an abort
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_PROJECT_ROOT), child_env.get("PYTHONPATH")) if p
+    )
+    argv = [sys.executable, "-m", "app.core.engine.selfcheck", str(model)]
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [*argv, json.dumps(config.to_dict())],
+            capture_output=True,
+            timeout=ATTEMPT_TIMEOUT_S,
+            env=child_env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        seconds = time.perf_counter() - started
+        tail = _telling_line((exc.stderr or b"").decode(errors="replace"))
+        return Attempt(config, False, f"hung (over {ATTEMPT_TIMEOUT_S:.0f} s)", seconds, tail), {}
+    seconds = time.perf_counter() - started
+    seen: dict[str, Any] = {}
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        try:
+            seen.update(json.loads(line))
+        except ValueError:
+            continue
+    log = proc.stderr.decode(errors="replace")
+    if proc.returncode < 0:
+        outcome = f"crashed ({_signal_name(-proc.returncode)})"
+    elif proc.returncode != 0 or "ok" not in seen:
+        outcome = str(seen.get("outcome") or f"failed (exit code {proc.returncode})")
+    else:
+        outcome = str(seen.get("outcome", ""))
+    ok = proc.returncode == 0 and bool(seen.get("ok"))
+    return Attempt(config, ok, outcome, seconds, "" if ok else _telling_line(log)), seen
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _telling_line(log: str) -> str:
+    """The log line that best says what went wrong (an assert, an error, AMX)."""
+    lines = [ln.strip(" .") for ln in log.splitlines() if ln.strip(" .")]
+    lines = [ln for ln in lines if not ln.startswith(("Using ", "Model metadata:"))]
+    for needle in ("GGML_ASSERT", "error", "Illegal", "Segmentation", "amx", "repack"):
+        for line in reversed(lines):
+            if needle.lower() in line.lower():
+                return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def explain(attempts: Sequence[Attempt], system_info: str) -> str:
+    """The self-check's verdict in one sentence."""
+    if not attempts:
+        return "The engine self-check did not run."
+    first = attempts[0]
+    if first.ok:
+        return f"llama.cpp's default configuration works on this machine ({first.outcome})."
+    amx = "AMX_INT8 = 1" in system_info or "amx" in first.log_line.lower()
+    path = "llama.cpp's AMX path" if amx else "llama.cpp's repacked CPU weights"
+    last = attempts[-1]
+    if last.ok:
+        off = "it is off" if amx else "they are off"
+        how = last.config.describe()
+        return f"{path} {first.outcome} on this CPU; {off} (Herd loads models {how})."
+    tried = "; ".join(f"{a.config.name}: {a.outcome}" for a in attempts)
+    hint = ""
+    if any("SIGILL" in a.outcome for a in attempts):
+        hint = (
+            " The engine was built for another CPU (an illegal instruction): rebuild it with "
+            "`pip cache remove llama_cpp_python`, then `rm -rf .venv` and the set-up again."
+        )
+    return f"llama.cpp cannot decode on this machine in any configuration ({tried}).{hint}"
+
+
+# -- the child: load the probe model in one configuration and decode ------------------------
+def _child(model: str, config: EngineConfig) -> int:
+    import numpy as np
+
+    from app.core.engine import llama_ext
+    from app.core.settings import LoadSettings, default_threads
+
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # llama.cpp's prints go with its log, never into the verdict
+    llama_ext.send_log_to(os.fdopen(2, "wb", buffering=0, closefd=False))
+    devices = [f"{name}: {desc}" for name, desc, *_ in llama_ext.backend_devices()]
+    out.write(json.dumps({"system_info": llama_ext.system_info(), "devices": devices}) + "\n")
+    settings = LoadSettings(n_ctx=64, n_batch=64, n_ubatch=64, n_threads=default_threads())
+    llm = llama_ext.HerdLlama(**llama_ext.llama_kwargs(model, settings, config))
+    if os.environ.get("HERD_TEST_CRASH_REPACKED_DECODE") == "1" and config.use_extra_bufts:
+        os.kill(os.getpid(), signal.SIGSEGV)  # tests: llama.cpp's AMX crash, emulated
+    tokens = [llm.token_bos(), *range(40, 48)]
+    for _ in range(DECODE_TOKENS):
+        llm.eval(tokens)
+        logits = llama_ext.last_logits(llm)
+        if not np.isfinite(logits).all() or float(logits.std()) == 0.0:
+            out.write(json.dumps({"ok": False, "outcome": "gave non-finite logits"}) + "\n")
+            return 1
+        tokens = [int(np.argmax(logits))]
+    out.write(json.dumps({"ok": True, "outcome": f"decoded {DECODE_TOKENS} tokens"}) + "\n")
+    out.flush()
+    os._exit(0)  # skip llama.cpp's teardown: the verdict is in
+
+
+def _facts() -> int:
+    """Print llama.cpp's view of this machine as one JSON line (for ``herd doctor``)."""
+    from app.core.engine import llama_ext
+
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    devices = [
+        {"name": n, "description": d, "type": t, "free_bytes": f, "total_bytes": tot}
+        for n, d, t, f, tot in llama_ext.backend_devices()
+    ]
+    facts = {**llama_ext.build_facts(), "devices": devices}
+    out.write(json.dumps(facts) + "\n")
+    out.flush()
+    os._exit(0)
+
+
+def llama_facts(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """llama.cpp's own view (backends, devices, system info), asked in a child process.
+
+    Raises:
+        EngineError: the child could not answer (llama.cpp does not import or crashed).
+    """
+    from app.core.errors import EngineError
+
+    child_env = dict(os.environ if env is None else env)
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_PROJECT_ROOT), child_env.get("PYTHONPATH")) if p
+    )
+    argv = [sys.executable, "-m", "app.core.engine.selfcheck", "--facts"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=60, env=child_env)
+        return dict(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        tail = _telling_line(proc.stderr.decode(errors="replace")) if "proc" in locals() else ""
+        raise EngineError(f"llama.cpp could not describe this machine ({exc}). {tail}") from exc
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--facts"]:
+        sys.exit(_facts())
+    sys.exit(_child(sys.argv[1], EngineConfig.from_dict(json.loads(sys.argv[2]))))
