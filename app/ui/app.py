@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.core.chat.session import open_history
+from app.core.chat.store import ChatStore
+from app.core.chat.store_schema import StoreBusyError, StoreError, StoreVersionError
 from app.core.demo import demo_model_path
 from app.core.paths import AppPaths
 from app.core.settings import Settings
@@ -30,6 +34,39 @@ def choose_model(model: Path | None, settings: Settings) -> Path | None:
     return demo_model_path()
 
 
+def _ask(error: StoreError, *, can_retry: bool) -> bool:
+    """Show a chat-history problem before the window exists; True: try again."""
+    buttons = QMessageBox.StandardButton
+    box = QMessageBox(
+        QMessageBox.Icon.Warning if can_retry else QMessageBox.Icon.Critical,
+        "Herd",
+        error.user_message,
+        (buttons.Retry | buttons.Close) if can_retry else buttons.Close,
+    )
+    box.setInformativeText(error.hint)
+    return box.exec() == buttons.Retry
+
+
+def open_history_or_ask(
+    paths: AppPaths, ask: Callable[..., bool] = _ask
+) -> tuple[ChatStore, str] | None:
+    """The chat history for the window, or None when Herd must not start on it.
+
+    A history from a newer Herd is never replaced by a new one: the person is told and
+    Herd closes. A history another program keeps locked is waited for (a few seconds),
+    then the person chooses to try again or close. Neither file is ever renamed.
+    """
+    while True:
+        try:
+            return open_history(paths.chats_db)
+        except StoreVersionError as exc:
+            ask(exc, can_retry=False)
+            return None
+        except StoreBusyError as exc:
+            if not ask(exc, can_retry=True):
+                return None
+
+
 def run_app(paths: AppPaths, settings: Settings, model: Path | None) -> int:
     """Open the chat window and run until it closes; returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -41,7 +78,10 @@ def run_app(paths: AppPaths, settings: Settings, model: Path | None) -> int:
         app.setStyleSheet(STYLESHEET.read_text(encoding="utf-8"))
     apply_appearance(app, settings.theme, settings.font_size)
 
-    window = MainWindow(paths, settings)
+    history = open_history_or_ask(paths)
+    if history is None:
+        return 1
+    window = MainWindow(paths, settings, history=history)
     window.bridge.start()
     target = choose_model(model, settings)
     if target is not None:

@@ -33,6 +33,7 @@ from app.ui.sidebar import ConversationSidebar, ask_export_target
 
 logger = logging.getLogger(__name__)
 
+
 class ConversationController(QObject):
     """Sends, streams, saves, regenerates, edits, deletes and exports conversations."""
 

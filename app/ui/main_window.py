@@ -20,6 +20,7 @@ from app.core.chat.budget import Fitted
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.presets import PresetStore
 from app.core.chat.session import ChatSession, open_history
+from app.core.chat.store import ChatStore
 from app.core.errors import HerdError
 from app.core.hub import library
 from app.core.hub.service import HubService
@@ -59,6 +60,7 @@ class MainWindow(QMainWindow):
         *,
         bridge: EngineBridge | None = None,
         parent: QWidget | None = None,
+        history: tuple[ChatStore, str] | None = None,
     ) -> None:
         super().__init__(parent)
         self._paths = paths
@@ -69,7 +71,7 @@ class MainWindow(QMainWindow):
         self.resize(*DEFAULT_SIZE)
         self.setAcceptDrops(True)
         self.bridge = bridge if bridge is not None else EngineBridge(paths, self)
-        self.store, store_note = open_history(paths.chats_db)
+        self.store, store_note = history if history is not None else open_history(paths.chats_db)
         self.presets = PresetStore(paths.config / "presets.json")
 
         last = Path(settings.last_model).parent if settings.last_model else paths.models

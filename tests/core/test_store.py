@@ -87,7 +87,7 @@ def test_newer_schema_refused_and_file_untouched(db_path: Path) -> None:
         ChatStore(db_path)
     assert isinstance(caught.value, StoreError)
     assert isinstance(caught.value, HerdError)
-    assert "newer version of Herd" in caught.value.user_message
+    assert "written by a newer Herd" in caught.value.user_message
     assert "Update Herd" in caught.value.hint
     assert db_path.read_bytes() == before
     assert not Path(f"{db_path}-wal").exists()
@@ -107,7 +107,8 @@ def test_corrupt_file_gives_clear_store_error(db_path: Path) -> None:
 
 
 def test_failed_migration_rolls_back(db_path: Path) -> None:
-    from app.core.chat.store_schema import MIGRATIONS, open_database
+    from app.core.chat.store_file import open_database
+    from app.core.chat.store_schema import MIGRATIONS
 
     broken = (*MIGRATIONS, ("CREATE TABLE extra (x)", "THIS IS NOT SQL"))
     with pytest.raises(StoreError):

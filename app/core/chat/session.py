@@ -15,14 +15,16 @@ from pathlib import Path
 
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.store import ChatStore
+from app.core.chat.store_file import BUSY_TIMEOUT_S, recover_history
 from app.core.chat.store_schema import (
     Conversation,
     DeleteToken,
     MessageState,
     Removed,
     ReplyStats,
+    StoreBusyError,
+    StoreCorruptError,
     StoredMessage,
-    StoreError,
 )
 from app.core.errors import HerdError
 
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 SAVE_INTERVAL_S = 0.5  # a streaming reply is saved at least this often (issue: >= 1/s)
 TITLE_CHARS = 48
 OPEN_STATE_KEY = "open_conversation"
+BUSY_ATTEMPTS = 3  # with BUSY_TIMEOUT_S: a locked history is waited for up to 15 s
+BUSY_NOTE = "The chat history is in use by another program; waiting…"
 
 
 class SessionError(HerdError, RuntimeError):
@@ -54,23 +58,48 @@ def title_from(text: str) -> str:
     return cut.rstrip(",.;:") + "…"
 
 
-def open_history(path: Path) -> tuple[ChatStore, str]:
-    """Open the chat history; a damaged file is set aside (kept, never deleted).
+def open_history(
+    path: Path,
+    *,
+    busy_timeout: float = BUSY_TIMEOUT_S,
+    attempts: int = BUSY_ATTEMPTS,
+    on_busy: Callable[[str], None] | None = None,
+) -> tuple[ChatStore, str]:
+    """Open the chat history: wait out another program's lock, recover a damaged file.
+
+    A damaged file is set aside (kept, never deleted) after every conversation and message
+    that can still be read is copied into a new history (:func:`recover_history`).
+
+    Args:
+        path: The SQLite file, usually ``AppPaths.chats_db``.
+        busy_timeout: Seconds one try waits for another program's lock.
+        attempts: Tries before giving up on a lock (at most ``attempts * busy_timeout``).
+        on_busy: Told, before each further try, that the file is in use and Herd waits.
 
     Returns:
         The store, and a note for the person ("" when all was well).
+
+    Raises:
+        StoreVersionError: A newer Herd wrote the file; it is left untouched. Show it, and
+            do not start a new history over it.
+        StoreBusyError: Another program still holds the file; nothing was changed. Show
+            it and offer to try again.
+        StoreError: The file or its folder cannot be written.
     """
-    try:
-        return ChatStore(path), ""
-    except StoreError as exc:
-        aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
-        logger.error("chat history unreadable (%s); moving it to %s", exc.user_message, aside)
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{path}{suffix}")
-            if source.exists():
-                source.rename(Path(f"{aside}{suffix}"))
-        note = f"{exc.user_message} It was kept as {aside.name}; Herd started a new history."
-        return ChatStore(path), note
+    for attempt in range(1, attempts + 1):
+        try:
+            return ChatStore(path, busy_timeout=busy_timeout), ""
+        except StoreBusyError as exc:
+            logger.warning("chat history busy (try %d of %d): %s", attempt, attempts, exc)
+            if attempt >= attempts:
+                raise
+            if on_busy is not None:
+                on_busy(f"{BUSY_NOTE} (try {attempt + 1} of {attempts})")
+        except StoreCorruptError as exc:
+            logger.error("chat history damaged (%s); recovering what can be read", exc)
+            report = recover_history(path, busy_timeout=busy_timeout)
+            return ChatStore(path, busy_timeout=busy_timeout), report.note()
+    raise ValueError(f"attempts must be at least 1, not {attempts}")
 
 
 class ChatSession:
@@ -249,9 +278,7 @@ class ChatSession:
         if target.role is not Role.USER:
             raise SessionError("Only your own messages can be edited.")
         removed = self.store.truncate_after(self._conversation.id, target.position - 1)
-        self.store.add_message(
-            self._conversation.id, ChatMessage(Role.USER, text, target.images)
-        )
+        self.store.add_message(self._conversation.id, ChatMessage(Role.USER, text, target.images))
         return Undo(removed, "Edited a message")
 
     def undo(self, undo: Undo) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.store_file import BUSY_TIMEOUT_S, open_database, store_failure
 from app.core.chat.store_schema import (
     DEFAULT_TITLE,
     INSERT_MESSAGE,
@@ -34,23 +35,14 @@ from app.core.chat.store_schema import (
     StoredMessage,
     StoreError,
     conversation_from_row,
+    fold,
+    like_pattern,
     message_from_row,
     message_to_row,
-    open_database,
     prompt_pairs,
     to_json,
     to_markdown,
 )
-
-
-def _fold(text: str | None) -> str | None:
-    return None if text is None else text.casefold()
-
-
-def _like_pattern(query: str) -> str:
-    r"""A LIKE pattern (ESCAPE '\\') matching ``query`` anywhere, after case folding."""
-    escaped = query.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class ChatStore:
@@ -60,32 +52,35 @@ class ChatStore:
     that was still streaming as incomplete. Use it from one thread only; ``close()`` it.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ) -> None:
         """Open (or create) the chat history.
 
         Args:
             path: The SQLite file, usually ``AppPaths.chats_db``.
             clock: Current Unix time; tests pass a fake one.
+            busy_timeout: Seconds any statement waits for another program's lock.
 
         Raises:
-            StoreError: The file is damaged, from a newer Herd, or cannot be written.
+            StoreError: The file is damaged (:class:`StoreCorruptError`), from a newer Herd
+                (:class:`StoreVersionError`), locked (:class:`StoreBusyError`) or unwritable.
         """
         self.path = Path(path)
         self._clock = clock
-        self._conn: sqlite3.Connection | None = open_database(self.path)
-        self._conn.create_function("herd_fold", 1, _fold, deterministic=True)  # for search
+        conn = open_database(self.path, busy_timeout=busy_timeout)
+        self._conn: sqlite3.Connection | None = conn
+        conn.create_function("herd_fold", 1, fold, deterministic=True)  # for search
         self.mark_interrupted()
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise StoreError("The chat history is already closed.", "Restart Herd.")
         return self._conn
-
-    def _failed(self, error: sqlite3.Error) -> StoreError:
-        return StoreError(
-            f"Herd could not read or save the chat history ({error}).",
-            f"Check the disk has free space and that {self.path} can be written.",
-        )
 
     @contextmanager
     def _write(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
@@ -99,7 +94,7 @@ class ChatStore:
                 conn.execute("ROLLBACK")
             # ProgrammingError (wrong thread, closed) is a bug, not the user's problem.
             if isinstance(error, sqlite3.Error) and not isinstance(error, sqlite3.ProgrammingError):
-                raise self._failed(error) from error
+                raise store_failure(self.path, error) from error
             raise
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -145,7 +140,7 @@ class ChatStore:
         sql = "SELECT * FROM conversations c WHERE deleted_at IS NULL"
         params: list[Any] = []
         if query.strip():
-            pattern = _like_pattern(query.strip())
+            pattern = like_pattern(query.strip())
             sql += (
                 " AND (herd_fold(title) LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m"
                 " WHERE m.conversation_id = c.id AND herd_fold(m.content) LIKE ? ESCAPE '\\'))"

@@ -1,20 +1,16 @@
-"""The chat store's SQLite schema and migrations, its value types and export formats.
+"""The chat store's SQLite schema and migrations, its errors, value types and export formats.
 
 The schema version lives in ``PRAGMA user_version``. :data:`MIGRATIONS` is an ordered list:
-migration ``n`` (1-based) takes a database from version ``n - 1`` to ``n``. On open every
-missing migration runs in one transaction, so a crash mid-upgrade leaves the old version.
-A file from a newer Herd is refused before anything is written to it.
+migration ``n`` (1-based) takes a database from version ``n - 1`` to ``n``;
+:func:`app.core.chat.store_file.open_database` runs the missing ones.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from app.core.chat.budget import OverflowPolicy
@@ -30,16 +26,14 @@ __all__ = [
     "MessageState",
     "Removed",
     "ReplyStats",
+    "StoreBusyError",
     "StoreCorruptError",
     "StoreError",
     "StoreVersionError",
     "StoredMessage",
-    "open_database",
     "to_json",
     "to_markdown",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class StoreError(HerdError, RuntimeError):
@@ -47,7 +41,11 @@ class StoreError(HerdError, RuntimeError):
 
 
 class StoreCorruptError(StoreError):
-    """The chat history file is not a readable SQLite database."""
+    """The chat history file is damaged: not SQLite, or its pages fail SQLite's check."""
+
+
+class StoreBusyError(StoreError):
+    """Another program held the chat history's lock for longer than Herd waits."""
 
 
 class StoreVersionError(StoreError):
@@ -204,99 +202,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _corrupt(path: Path, error: sqlite3.Error) -> StoreCorruptError:
-    return StoreCorruptError(
-        f"The chat history file {path} is damaged or is not a Herd chat database ({error}).",
-        "Quit Herd, move that file aside (rename it, e.g. to chats.sqlite3.broken) and start "
-        "Herd again to begin a fresh history; the old file is kept for recovery.",
-    )
-
-
-def open_database(
-    path: Path, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS
-) -> sqlite3.Connection:
-    """Open (creating if new) the chat database at ``path`` and bring its schema up to date.
-
-    Args:
-        path: The SQLite file, usually ``AppPaths.chats_db``.
-        migrations: The ordered migrations (tests pass their own list).
-
-    Returns:
-        An autocommit connection (transactions are explicit) with WAL journaling and
-        foreign keys on; it may only be used from the thread that opened it.
-
-    Raises:
-        StoreCorruptError: The file is not a readable SQLite database.
-        StoreVersionError: The file comes from a newer Herd; it is left untouched.
-        StoreError: The file or its folder cannot be created or written.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None)
-    except (OSError, sqlite3.Error) as error:
-        raise StoreError(
-            f"Herd cannot open its chat history at {path} ({error}).",
-            "Check that the folder exists and that you may write to it.",
-        ) from error
-    try:
-        _prepare(conn, path, migrations)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _prepare(conn: sqlite3.Connection, path: Path, migrations: tuple[tuple[str, ...], ...]) -> None:
-    latest = len(migrations)
-    try:
-        # Read-only first: a newer or broken file must not be changed by switching to WAL.
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-    except sqlite3.DatabaseError as error:
-        raise _corrupt(path, error) from error
-    if version > latest:
-        raise StoreVersionError(
-            f"The chat history at {path} was saved by a newer version of Herd "
-            f"(schema version {version}; this Herd knows up to {latest}).",
-            "Update Herd to open it. The file has not been changed.",
-        )
-    try:
-        conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        conn.execute("PRAGMA foreign_keys = ON")
-        # WAL + NORMAL: a commit survives the app or engine dying (not a power cut), and is
-        # cheap enough for a streaming reply saved every second.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA busy_timeout = 5000")
-        _migrate(conn, migrations)
-    except StoreError:
-        raise
-    except sqlite3.DatabaseError as error:
-        if isinstance(error, sqlite3.OperationalError):
-            raise StoreError(
-                f"Herd cannot prepare its chat history at {path} ({error}).",
-                "Check the disk has free space and that no other program holds the file.",
-            ) from error
-        raise _corrupt(path, error) from error
-
-
-def _migrate(conn: sqlite3.Connection, migrations: tuple[tuple[str, ...], ...]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Read again inside the lock: another Herd may have migrated in between.
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number in range(version + 1, len(migrations) + 1):
-            log.info("migrating chat history to schema version %d", number)
-            for statement in migrations[number - 1]:
-                conn.execute(statement)
-        if version < len(migrations):
-            conn.execute(f"PRAGMA user_version = {len(migrations):d}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
 def message_to_row(message: StoredMessage, keep_id: bool = True) -> tuple[Any, ...]:
     """The values for :data:`INSERT_MESSAGE` (``keep_id=False``: a new id is chosen)."""
     m, stats = message, message.stats
@@ -352,6 +257,17 @@ def to_json(conversation: Conversation, messages: Sequence[StoredMessage]) -> di
             for m in messages
         ],
     }
+
+
+def fold(text: str | None) -> str | None:
+    """SQL function ``herd_fold``: case folding for search (SQLite's lower() is ASCII)."""
+    return None if text is None else text.casefold()
+
+
+def like_pattern(query: str) -> str:
+    r"""A LIKE pattern (ESCAPE '\\') matching ``query`` anywhere, after case folding."""
+    escaped = query.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def conversation_from_row(row: Sequence[Any]) -> Conversation:
