@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ from app.core.hub.jobs import (
     DownloadControl,
     DownloadDone,
     DownloadProgress,
+    DownloadQueue,
     DownloadRequest,
     DownloadStopped,
     JobState,
@@ -29,6 +31,8 @@ from app.core.hub.jobs import (
 from app.core.hub.service import HubService, verdicts
 from app.core.hub.verdict import size_text
 from app.core.paths import AppPaths
+
+logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -150,8 +154,11 @@ def _best(quants: RepoQuants) -> QuantOption:
 
 def _download(service: HubService, request: DownloadRequest) -> int:
     queue = service.queue()
-    queue.add(request)
-    queue.update(request.key, JobState.RUNNING)
+    try:
+        queue.add(request)
+        queue.update(request.key, JobState.RUNNING)
+    except HerdError as exc:  # e.g. the disk is already full: say so before any byte
+        return _fail(exc.one_line())
     control = DownloadControl()
 
     def on_interrupt(*_: object) -> None:
@@ -167,24 +174,38 @@ def _download(service: HubService, request: DownloadRequest) -> int:
                 progress.show(event)
             elif isinstance(event, DownloadDone):
                 progress.end()
-                queue.update(request.key, JobState.DONE, path=str(event.path))
+                _record(queue, request.key, JobState.DONE, path=str(event.path))
                 _out(str(event.path))
                 return EXIT_OK
             elif isinstance(event, DownloadStopped):
                 progress.end()
-                queue.update(request.key, event.state, event.message)
+                _record(queue, request.key, event.state, event.message)
                 if event.state is JobState.PAUSED:
                     _err("herd: paused; run the same command again to resume.")
                     return EXIT_INTERRUPTED
                 return _fail(f"{event.message} {event.hint}".strip())
     except KeyboardInterrupt:
         progress.end()
-        queue.update(request.key, JobState.PAUSED)
+        _record(queue, request.key, JobState.PAUSED)
         _err("herd: paused; run the same command again to resume.")
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
     return _fail("the download ended without a result")
+
+
+def _record(
+    queue: DownloadQueue, key: str, state: JobState, message: str = "", path: str = ""
+) -> None:
+    """Save how the download ended; a queue that cannot be saved must not hide that.
+
+    The outcome (the file, or why it stopped, e.g. the disk filled up) is what the person
+    needs. The queue file keeps its last state, and a RUNNING entry is resumed next time.
+    """
+    try:
+        queue.update(key, state, message, path)
+    except HerdError as exc:
+        logger.warning("download queue not updated for %s: %s", key, exc.user_message)
 
 
 class _ProgressLine:

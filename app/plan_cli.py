@@ -3,7 +3,7 @@
 Any machine can be planned from any other: ``--vram`` (one per GPU), ``--ram`` and
 ``--unified`` describe it instead of probing this one. Exit codes: 0 the plan fits,
 3 it does not (text output only; with ``--json`` the JSON says ``"fits": false``),
-2 a bad file or argument.
+2 a bad file or argument, or a model ``herd chat`` would refuse (another architecture).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from app.core.errors import HerdError
-from app.core.gguf import read_gguf
+from app.core.gguf import read_gguf, require_supported
 from app.core.hardware import Hardware, hardware_from_spec, parse_size, probe_hardware
 from app.core.plan_text import describe
 from app.core.planner import Wishes, make_plan
@@ -30,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``herd plan`` on the main parser's subcommands."""
     plan = sub.add_parser("plan", help="plan expert offloading and context for a model")
     plan.add_argument("model")
+    # fmt: off
     plan.add_argument("--ctx", type=int, default=None, help="context length (default: largest that fits, up to 131072)")
     plan.add_argument("--kv", choices=[k.value for k in KVType], default="f16", help="KV-cache type")
     plan.add_argument("--vram", action="append", default=[], metavar="SIZE", help="a GPU's memory, e.g. 24GB (repeat per GPU)")
@@ -38,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("--gpu-name", help='the described GPU\'s model, e.g. "RTX 4090" or "M3 Ultra", for its memory bandwidth')
     plan.add_argument("--gpu-expert-layers", type=int, default=None, help="pin how many MoE layers keep their experts on the GPU")
     plan.add_argument("--allow-disk", action="store_true", help="allow reading weights beyond RAM from disk (slow)")
+    # fmt: on
     plan.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Plan and print; returns the exit code."""
     try:
         info = read_gguf(Path(args.model))
+        require_supported(info)  # refuse what `herd chat` refuses, in the same words
         hardware = _hardware(args)
         wishes = Wishes(
             n_ctx=args.ctx,

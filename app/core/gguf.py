@@ -21,12 +21,19 @@ from gguf import LlamaFileType
 
 from app.core.errors import UnsupportedModelError
 from app.core.gguf_reader import SPLIT_RE, check_split, read_part, split_parts
-from app.core.gguf_types import ArraySummary, TensorGroup, TensorInfo, tensor_group
+from app.core.gguf_types import (
+    ArraySummary,
+    BadMetadataError,
+    TensorGroup,
+    TensorInfo,
+    check_metadata,
+    tensor_group,
+)
 
 __all__ = [
-    "SUPPORTED_ARCHITECTURES", "ArraySummary", "GGUFInfo", "TensorGroup", "TensorInfo",
-    "describe", "find_projector", "read_gguf", "require_supported", "split_parts",
-    "tensor_group",
+    "SUPPORTED_ARCHITECTURES", "ArraySummary", "BadMetadataError", "GGUFInfo", "TensorGroup",
+    "TensorInfo", "check_metadata", "describe", "find_projector", "read_gguf",
+    "require_supported", "split_parts", "tensor_group",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -35,7 +42,6 @@ SUPPORTED_ARCHITECTURES = frozenset(
     {"llama4", "llama", "gemma3", "gemma2", "gemma", "qwen2", "qwen3", "phi3"}
 )
 """Architectures Herd chats with and llama.cpp 0.3.36 is known to run."""
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,17 +169,17 @@ class GGUFInfo:
         return self.data_offsets[tensor.part_index] + tensor.offset
 
 
-
-
 def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     """Read and validate a model's header, metadata and tensor inventory (all split parts).
 
     Raises:
-        ModelFileError: missing, not a GGUF, truncated or corrupt.
+        ModelFileError: missing, not a GGUF, truncated or corrupt; a
+            :class:`BadMetadataError` when a number in the metadata is not a number.
     """
     start = time.perf_counter()
     parts = split_parts(path)
     read = [read_part(p, i) for i, p in enumerate(parts)]
+    check_metadata(parts[0], read[0].metadata)
     check_split(parts, read)
     info = GGUFInfo(
         path=parts[0],

@@ -54,7 +54,6 @@ class PartHeader:
     alignment: int
 
 
-
 def _error(path: Path, what: str, hint: str = _REDOWNLOAD) -> ModelFileError:
     return ModelFileError(f"{path.name}: {what}", hint)
 
@@ -385,4 +384,3 @@ def check_split(parts: tuple[Path, ...], read: list[PartHeader]) -> None:
     total, want = len({t.name for p in read for t in p.tensors}), first.get("split.tensors.count")
     if total != sum(len(p.tensors) for p in read) or (want is not None and want != total):
         raise _error(parts[0], f"the parts hold {total} distinct tensors, expected {want}")
-

@@ -22,7 +22,8 @@ OWNERS = {
     "llama_cpp": ("app/core/engine/worker.py", "app/core/engine/llama_ext.py"),
     "huggingface_hub": ("app/core/hub/",),
 }
-PRINT_ALLOWED = ("app/cli.py", "app/plan_cli.py", "app/doctor_cli.py")  # printing is the command line's job
+# printing is the command line's job
+PRINT_ALLOWED = ("app/cli.py", "app/plan_cli.py", "app/doctor_cli.py")
 
 
 def _sources(folder: Path) -> Iterator[tuple[str, ast.Module]]:

@@ -66,3 +66,49 @@ def test_plan_text_and_exit_codes(tmp_path: Path, scout_file: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.startswith("herd: ") and "Traceback" not in bad.stderr
     missing = herd(tmp_path, "plan", str(tmp_path / "nope.gguf"))
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def _with_arch(src: Path, dst: Path, arch: str) -> Path:
+    """Copy a model, every ``llama4.*`` key renamed to ``{arch}.*`` (a plannable file)."""
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter
+
+    reader = GGUFReader(src)
+    writer = GGUFWriter(dst, arch)
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        vtype = GGUFValueType(field.types[0])
+        sub = GGUFValueType(field.types[-1]) if vtype == GGUFValueType.ARRAY else None
+        name = f"{arch}.{key.removeprefix('llama4.')}" if key.startswith("llama4.") else key
+        writer.add_key_value(name, field.contents(), vtype, sub)
+    for t in reader.tensors:
+        writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dst
+
+
+@pytest.mark.parametrize("arch", ["bert", "herdnet", "clip", "llama4-2-layers"])
+def test_plan_refuses_what_chat_refuses(
+    tmp_path: Path, tiny_scout: Path, tiny_llama4_broken: Path, arch: str
+) -> None:
+    from app.core.errors import UnsupportedModelError
+    from app.core.gguf import read_gguf, require_supported
+
+    if arch == "llama4-2-layers":  # no global-attention layer: llama.cpp aborts on it
+        model = tiny_llama4_broken
+    else:
+        model = _with_arch(tiny_scout, tmp_path / f"{arch}.gguf", arch)
+    with pytest.raises(UnsupportedModelError) as refused:
+        require_supported(read_gguf(model))
+    line = f"herd: {refused.value.one_line()}"
+
+    plan = herd(tmp_path, "plan", str(model), "--ram", "64GB")
+    chat = herd(tmp_path, "chat", str(model), "--prompt", "hi")
+    for r in (plan, chat):
+        assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+        assert r.stderr.strip().splitlines() == [line]
+    as_json = herd(tmp_path, "plan", str(model), "--ram", "64GB", "--json")
+    assert as_json.returncode == 2 and as_json.stdout == ""

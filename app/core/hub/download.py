@@ -13,7 +13,6 @@ Speed (bench/download_throughput.py): the body arrives in 1 MiB reads, is writte
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -44,6 +43,7 @@ from app.core.hub.jobs import (
     JobState,
 )
 from app.core.hub.transfer import (
+    DISK_FULL,
     HASH_BLOCK,
     FreeSpace,
     Hasher,
@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 CHUNK: int | None = None  # None: the blocks as they arrive (no re-chunking copies)
 PROGRESS_EVERY_S = 0.1
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
 
 def partial_path(downloads: Path, request: DownloadRequest, f: RemoteFile) -> Path:
     """The partial file of ``f``: named by its sha256, else by repository and name."""
@@ -149,19 +150,38 @@ class Downloader:
                 error=type(exc).__name__,
             )
         except OSError as exc:  # the disk (HerdErrors that are also OSErrors went above)
-            full = exc.errno == errno.ENOSPC
             logger.warning("download of %s: cannot write: %s", request.key, exc)
+            full = exc.errno in DISK_FULL
             yield DownloadStopped(
                 request.key,
                 JobState.FAILED,
-                "The disk filled up during the download."
-                if full
-                else f"Cannot write the download in {self.downloads}: {exc.strerror or exc}.",
-                "Free some space, then resume: the part downloaded so far is kept."
-                if full
-                else "Check the folder's permissions and the disk.",
+                *(self._full(request) if full else self._unwritable(exc)),
                 error="DiskSpaceError" if full else "OSError",
             )
+
+    def _full(self, request: DownloadRequest) -> tuple[str, str]:
+        """Message and hint for a disk that filled up mid-download: how much more it takes."""
+        try:
+            todo = [f for f in request.files if self._cached(request, f) is None]
+            left = self.missing_bytes(request, todo)
+        except OSError:
+            left = 0
+        if not left:  # every byte is here: moving it into the model folder failed
+            return (
+                f"The disk filled up during the download of {request.title}.",
+                "Free some space, then resume: the part downloaded so far is kept.",
+            )
+        return (
+            f"The disk filled up during the download of {request.title}: it needs "
+            f"{fmt_size(left)} more on {self.downloads}.",
+            f"Free {fmt_size(left)} or more, then resume: the part downloaded so far is kept.",
+        )
+
+    def _unwritable(self, exc: OSError) -> tuple[str, str]:
+        return (
+            f"Cannot write the download in {self.downloads}: {exc.strerror or exc}.",
+            "Check the folder's permissions and the disk.",
+        )
 
     def _run(self, request: DownloadRequest, control: CancelToken) -> Iterator[DownloadEvent]:
         self.downloads.mkdir(parents=True, exist_ok=True)
@@ -186,8 +206,7 @@ class Downloader:
         Raises:
             DiskSpaceError: naming the shortfall.
         """
-        have = {f.name: partial_path(self.downloads, request, f) for f in todo}
-        needed = sum(max(f.size - size_of(have[f.name]), 0) for f in todo)
+        needed = self.missing_bytes(request, todo)
         free = self._free_space(self.downloads)
         if needed > free:
             short = needed - free
@@ -197,6 +216,10 @@ class Downloader:
                 f"Free {fmt_size(short)} or more, or choose a smaller quant.",
                 shortfall=short,
             )
+
+    def missing_bytes(self, request: DownloadRequest, todo: list[RemoteFile]) -> int:
+        """Bytes of ``todo`` (files not in the cache) that are not in a partial file yet."""
+        return sum(max(f.size - size_of(partial_path(self.downloads, request, f)), 0) for f in todo)
 
     def _cached(self, request: DownloadRequest, f: RemoteFile) -> Path | None:
         path = hub_cache.find_cached(self.cache, request.repo_id, f.name, request.revision)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from app.core.hub.catalog import QuantOption, RepoQuants
 from app.core.hub.client import RemoteFile
+from app.core.hub.transfer import write_atomic, write_error
 from app.core.jobs import CancelToken
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,8 @@ class DownloadQueue:
     """The ordered downloads, saved to ``folder/queue.json`` after every change.
 
     A queue loaded after a crash or restart turns RUNNING entries back into QUEUED: the
-    partial files are still there and the next run resumes them.
+    partial files are still there and the next run resumes them. A change that cannot be
+    saved (a full disk) raises a HubError from :meth:`save`; the file keeps its last state.
     """
 
     folder: Path
@@ -205,8 +206,12 @@ class DownloadQueue:
         return queue
 
     def save(self) -> None:
-        """Write the queue atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Write the queue atomically (temporary file, fsync, rename).
+
+        Raises:
+            DiskSpaceError: the disk is full; the queue file on disk is unchanged.
+            HubError: the folder cannot be written for another reason (also unchanged).
+        """
         data = {
             "entries": [
                 {
@@ -218,9 +223,11 @@ class DownloadQueue:
                 for e in self.entries
             ]
         }
-        tmp = self.folder / f"{QUEUE_FILE}.tmp"
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, self.folder / QUEUE_FILE)
+        try:
+            write_atomic(self.folder / QUEUE_FILE, json.dumps(data, indent=1))
+        except OSError as exc:
+            logger.warning("download queue not saved in %s: %s", self.folder, exc)
+            raise write_error(exc, self.folder, "the download queue") from exc
 
     def get(self, key: str) -> QueueEntry | None:
         """The entry for ``key``."""

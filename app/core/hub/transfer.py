@@ -7,22 +7,26 @@ because they are about speed and the operating system, not about the Hub.
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
 import hashlib
 import os
 import queue
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from app.core.hub.errors import HubError
+from app.core.hub.errors import DiskSpaceError, HubError
 
 READ_BYTES = 1 << 20  # bytes per recv on huggingface_hub's HTTP/1.1 connections
 HASH_BLOCK = 1 << 20  # reading back a resumed part, through the hasher's queue
 HASH_QUEUE = 32  # blocks received but not yet hashed (about 32 MiB at most)
 
 FreeSpace = Callable[[Path], int]
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # a quota reads as a full disk to people
 
 
 def free_space(folder: Path) -> int:
@@ -147,3 +151,40 @@ def size_of(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once: a temporary file beside it, fsync, rename.
+
+    Whatever fails (a full disk, a killed process), ``path`` keeps its old content and the
+    temporary file is removed. The temporary name is unique, so two processes saving the
+    same file (the window and ``herd pull``) never write into each other's.
+
+    Raises:
+        OSError: the folder cannot be written; ``path`` is unchanged.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())  # a full disk may only say so here (NFS, delayed allocation)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_error(exc: OSError, folder: Path, what: str) -> HubError:
+    """``exc``, raised writing ``what`` in ``folder``, in words: a full disk or another failure."""
+    if exc.errno in DISK_FULL:
+        return DiskSpaceError(
+            f"The disk is full: Herd cannot save {what} in {folder}.",
+            "Free some space on that disk, then try again.",
+        )
+    return HubError(
+        f"Herd cannot save {what} in {folder}: {exc.strerror or exc}.",
+        "Check the folder's permissions and the disk.",
+    )
