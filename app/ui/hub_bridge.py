@@ -139,9 +139,21 @@ class HubBridge(QObject):
 
     # --- downloads ----------------------------------------------------------------------
 
+    def _keep(self, change: Callable[..., object], *args: object, **kwargs: object) -> None:
+        """Change the download queue, saying (never raising) a save that failed.
+
+        A queue file that cannot be saved (a full disk) must not break the window; the
+        queue in memory is still right and is saved at the next change.
+        """
+        try:
+            change(*args, **kwargs)
+        except HerdError as exc:
+            logger.warning("download queue not saved: %s", exc.user_message)
+            self.lookup_failed.emit("queue", exc.user_message, exc.hint)
+
     def enqueue(self, request: DownloadRequest) -> None:
         """Add a download to the queue and start the queue if it is idle."""
-        self.queue.add(request)
+        self._keep(self.queue.add, request)
         self.queue_changed.emit()
         self._start_runner()
 
@@ -150,7 +162,7 @@ class HubBridge(QObject):
         if key == self._running_key and self._control is not None:
             self._control.pause()
         else:
-            self.queue.update(key, JobState.PAUSED)
+            self._keep(self.queue.update, key, JobState.PAUSED)
             self.queue_changed.emit()
 
     def resume(self, key: str) -> None:
@@ -158,7 +170,7 @@ class HubBridge(QObject):
         entry = self.queue.get(key)
         if entry is None or entry.state is JobState.RUNNING:
             return
-        self.queue.update(key, JobState.QUEUED)
+        self._keep(self.queue.update, key, JobState.QUEUED)
         self.queue_changed.emit()
         self._start_runner()
 
@@ -170,13 +182,13 @@ class HubBridge(QObject):
         entry = self.queue.get(key)
         if entry is not None:
             discard_partials(self.service.paths.downloads, entry.request)
-            self.queue.remove(key)
+            self._keep(self.queue.remove, key)
             self.queue_changed.emit()
 
     def forget(self, key: str) -> None:
         """Drop a finished or failed entry from the list."""
         if key != self._running_key:
-            self.queue.remove(key)
+            self._keep(self.queue.remove, key)
             self.queue_changed.emit()
 
     def start(self) -> None:
@@ -196,7 +208,7 @@ class HubBridge(QObject):
             return
         self._running_key = entry.request.key
         self._control = DownloadControl()
-        self.queue.update(entry.request.key, JobState.RUNNING)
+        self._keep(self.queue.update, entry.request.key, JobState.RUNNING)
         self.queue_changed.emit()
         self._runner = threading.Thread(
             target=self._run_one,
@@ -224,15 +236,15 @@ class HubBridge(QObject):
         if isinstance(item, DownloadProgress):
             self.download_progress.emit(item)
         elif isinstance(item, DownloadDone):
-            self.queue.update(item.key, JobState.DONE, path=str(item.path))
+            self._keep(self.queue.update, item.key, JobState.DONE, path=str(item.path))
             self.queue_changed.emit()
             self.download_finished.emit(item.key, str(item.path))
             self.library_changed.emit()
         elif isinstance(item, DownloadStopped):
             if item.state is JobState.CANCELLED:
-                self.queue.remove(item.key)
+                self._keep(self.queue.remove, item.key)
             else:
-                self.queue.update(item.key, item.state, item.message)
+                self._keep(self.queue.update, item.key, item.state, item.message)
             self.queue_changed.emit()
             self.download_stopped.emit(
                 item.key, item.state.value, item.message, item.hint, item.needs_token
@@ -271,5 +283,5 @@ class HubBridge(QObject):
                 thread.join(JOIN_TIMEOUT_S)
         if self._running_key:
             # it will resume at the next start: RUNNING turns back into QUEUED on load
-            self.queue.update(self._running_key, JobState.QUEUED)
+            self._keep(self.queue.update, self._running_key, JobState.QUEUED)
         self._threads, self._runner, self._control, self._running_key = [], None, None, ""
