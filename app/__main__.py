@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from app import machine_args
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 
@@ -32,7 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("model")
     chat.add_argument("--prompt", help="send this one message, print the reply and exit")
     chat.add_argument("--system", default="", help="a system prompt")
-    chat.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
+    machine_args.add_wish_args(
+        chat, ctx_help="context length in tokens (default: the model's own, else the plan's)"
+    )
+    machine_args.add_machine_args(chat)
+    chat.add_argument(
+        "--show-plan", action="store_true", help="print the load plan to stderr before chatting"
+    )
+    chat.add_argument(
+        "--dry-run", action="store_true", help="plan only: print the engine settings and exit"
+    )
+    chat.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
     chat.add_argument("--max-tokens", type=int, default=512)
     chat.add_argument("--temperature", type=float, default=None)
     chat.add_argument("--seed", type=int, default=-1)
@@ -106,7 +117,7 @@ def _run(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
     if args.command == "plan":
         from app import plan_cli
 
-        return plan_cli.run(args)
+        return plan_cli.run(args, paths)
     if args.command == "doctor":
         from app import doctor_cli
 

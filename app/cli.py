@@ -16,15 +16,30 @@ from pathlib import Path
 
 from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
+from app.core.engine.client import EngineClient
 from app.core.errors import HerdError
 from app.core.gguf import GGUFInfo, describe, find_projector, read_gguf, require_supported
 from app.core.jobs import CancelToken
+from app.core.load import (
+    LoadRequest,
+    Planned,
+    load_model,
+    machine,
+    plan_for,
+    refusal,
+    settings_json,
+    summary,
+)
+from app.core.model_wishes import WISHES_FILE, WishStore
 from app.core.paths import AppPaths
+from app.core.plan_text import describe as describe_plan
 from app.core.settings import Settings
 from app.core.vision import check_image
+from app.machine_args import described_hardware, wishes_from_args
 
 EXIT_OK = 0
 EXIT_ERROR = 2
+EXIT_DOES_NOT_FIT = 3  # as `herd plan`
 
 
 def fail(message: str) -> int:
@@ -102,8 +117,6 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
     Every image is checked before the model loads (a load can take minutes), and the
     images go with the first message.
     """
-    from app.core.engine.client import EngineClient
-
     images = tuple(getattr(args, "image", None) or ())
     try:
         for image in images:
@@ -113,17 +126,36 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
         projector = _projector_for(args, info_) if images else None
     except HerdError as exc:
         return fail(exc.one_line())
-    load = dataclasses.replace(settings.load, n_ctx=args.ctx)
-    if args.threads:
-        load = dataclasses.replace(load, n_threads=args.threads)
+    try:
+        kept = WishStore(paths.config / WISHES_FILE).get(info_.path)
+        wishes = wishes_from_args(args, kept)
+        hardware = described_hardware(args)
+    except HerdError as exc:
+        return fail(exc.one_line())
+    if projector is not None:
+        wishes = dataclasses.replace(wishes, projector=str(projector))
+    request = LoadRequest(
+        info_.path, wishes, base=settings.load, hardware=hardware, threads=args.threads
+    )
     sampling = dataclasses.replace(settings.sampling, max_tokens=args.max_tokens, seed=args.seed)
     if args.temperature is not None:
         sampling = dataclasses.replace(sampling, temperature=args.temperature)
 
     with EngineClient(paths) as engine:
-        for event in engine.load(info_.path, load, projector=projector):
-            if isinstance(event, ev.Failed | ev.EngineCrashed):
+        if args.dry_run:
+            return _dry_run(engine, info_, request, as_json=args.json)
+        for event in load_model(engine, request):
+            if isinstance(event, Planned):
+                if args.show_plan:
+                    print(summary(event.plan), file=sys.stderr)
+                    print(describe_plan(event.plan), file=sys.stderr)
+                if not event.plan.fits:
+                    fail(_event_line(refusal(event.plan)))
+                    return EXIT_DOES_NOT_FIT
+            elif isinstance(event, ev.Failed | ev.EngineCrashed):
                 return fail(_event_line(event))
+        for note in engine.facts.plan_notes if engine.facts else ():
+            print(f"herd: warning: the load differs from the plan: {note}", file=sys.stderr)
         assert engine.facts is not None
         if images and not engine.facts.vision:
             return fail(engine.facts.vision_error or "the vision projector did not load")
@@ -154,6 +186,21 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
             history.append(ChatMessage(Role.ASSISTANT, reply))
             if not interactive:
                 return EXIT_OK
+
+
+def _dry_run(engine: EngineClient, info_: GGUFInfo, request: LoadRequest, *, as_json: bool) -> int:
+    """Print the settings a load would send to the engine; load nothing."""
+    hardware = request.hardware or machine(engine)
+    try:
+        planned = plan_for(info_, hardware, request)
+    except HerdError as exc:
+        return fail(exc.one_line())
+    if as_json:
+        print(json.dumps(settings_json(planned), indent=2))
+    else:
+        print(summary(planned.plan))
+        print(describe_plan(planned.plan))
+    return EXIT_OK if planned.plan.fits else EXIT_DOES_NOT_FIT
 
 
 def _projector_for(args: argparse.Namespace, info_: GGUFInfo) -> Path:

@@ -9,17 +9,20 @@ Any machine can be planned from any other: ``--vram`` (one per GPU), ``--ram`` a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
+from app import machine_args
+from app.core.engine.client import EngineClient
 from app.core.errors import HerdError
 from app.core.gguf import read_gguf, require_supported
-from app.core.hardware import Hardware, hardware_from_spec, parse_size, probe_hardware
+from app.core.load import LoadRequest, machine, plan_for
+from app.core.model_wishes import WISHES_FILE, WishStore
+from app.core.paths import AppPaths
+from app.core.plan_search import DEFAULT_MAX_AUTO_CTX
 from app.core.plan_text import describe
-from app.core.planner import Wishes, make_plan
-from app.core.settings import KVType
+from app.machine_args import described_hardware, wishes_from_args
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -30,44 +33,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``herd plan`` on the main parser's subcommands."""
     plan = sub.add_parser("plan", help="plan expert offloading and context for a model")
     plan.add_argument("model")
-    # fmt: off
-    plan.add_argument("--ctx", type=int, default=None, help="context length (default: largest that fits, up to 131072)")
-    plan.add_argument("--kv", choices=[k.value for k in KVType], default="f16", help="KV-cache type")
-    plan.add_argument("--vram", action="append", default=[], metavar="SIZE", help="a GPU's memory, e.g. 24GB (repeat per GPU)")
-    plan.add_argument("--ram", metavar="SIZE", help="system RAM, e.g. 64GB (describes a machine instead of probing)")
-    plan.add_argument("--unified", action="store_true", help="Apple unified memory: --ram is one pool")
-    plan.add_argument("--gpu-name", help='the described GPU\'s model, e.g. "RTX 4090" or "M3 Ultra", for its memory bandwidth')
-    plan.add_argument("--gpu-expert-layers", type=int, default=None, help="pin how many MoE layers keep their experts on the GPU")
-    plan.add_argument("--allow-disk", action="store_true", help="allow reading weights beyond RAM from disk (slow)")
-    # fmt: on
+    machine_args.add_wish_args(
+        plan,
+        ctx_help=f"context length (default: the model's own, else the largest that fits, up to "
+        f"{DEFAULT_MAX_AUTO_CTX})",
+    )
+    machine_args.add_machine_args(plan)
     plan.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def _hardware(args: argparse.Namespace) -> Hardware:
-    if args.ram is None and not args.vram and not args.unified:
-        return probe_hardware()
-    if args.ram is None:
-        raise HerdError("--vram and --unified need --ram too.", "Add e.g. --ram 64GB.")
-    hw = hardware_from_spec([parse_size(v) for v in args.vram], parse_size(args.ram), args.unified)
-    if args.gpu_name:
-        named = tuple(dataclasses.replace(d, description=args.gpu_name) for d in hw.devices)
-        hw = dataclasses.replace(hw, devices=named)
-    return hw
+def run(args: argparse.Namespace, paths: AppPaths) -> int:
+    """Plan and print; returns the exit code.
 
-
-def run(args: argparse.Namespace) -> int:
-    """Plan and print; returns the exit code."""
+    The same plan a load would use: this model's own wishes with the flags given, on the
+    described machine or on this one as llama.cpp sees it (:func:`app.core.load.machine`).
+    """
     try:
         info = read_gguf(Path(args.model))
         require_supported(info)  # refuse what `herd chat` refuses, in the same words
-        hardware = _hardware(args)
-        wishes = Wishes(
-            n_ctx=args.ctx,
-            kv_type=KVType(args.kv),
-            gpu_expert_layers=args.gpu_expert_layers,
-            allow_disk=args.allow_disk,
-        )
-        plan = make_plan(info, hardware, wishes)
+        kept = WishStore(paths.config / WISHES_FILE).get(info.path)
+        request = LoadRequest(info.path, wishes_from_args(args, kept))
+        hardware = described_hardware(args)
+        if hardware is None:
+            with EngineClient(paths) as engine:
+                hardware = machine(engine)
+        plan = plan_for(info, hardware, request).plan
     except HerdError as exc:
         print(f"herd: {exc.one_line()}", file=sys.stderr)
         return EXIT_ERROR

@@ -29,8 +29,10 @@ from app.core.engine.engine_config import CheckRecord
 from app.core.errors import HerdError
 from app.core.hardware import probe_hardware
 from app.core.jobs import CancelToken
+from app.core.load import LoadRequest, load_model
+from app.core.model_wishes import ModelWishes
 from app.core.paths import AppPaths
-from app.core.settings import LoadSettings, SamplingSettings
+from app.core.settings import SamplingSettings
 
 BENCH_SECONDS = 5.0
 _BENCH_PROMPT = (
@@ -96,8 +98,9 @@ def bench_decode(
     from app.core.engine.client import EngineClient
 
     result: dict[str, Any] = {"model": str(model), "seconds": seconds}
+    request = LoadRequest(model, ModelWishes(n_ctx=2048))
     with EngineClient(paths, env=env) as engine:
-        for event in engine.load(model, LoadSettings(n_ctx=2048)):
+        for event in load_model(engine, request):
             if isinstance(event, ev.Failed | ev.EngineCrashed):
                 return {**result, "error": event.message}
         sampling = SamplingSettings(temperature=0.0, max_tokens=1024, seed=1)

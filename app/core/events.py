@@ -41,6 +41,9 @@ class ModelFacts:
     eos_token: str = ""
     # (tensor, buffer type) for each tensor a placement override moved, as llama.cpp logged it
     overridden_tensors: tuple[tuple[str, str], ...] = ()
+    # what llama.cpp allocated: (buffer name, "model" | "KV" | "compute", bytes)
+    buffers: tuple[tuple[str, str, int], ...] = ()
+    plan_notes: tuple[str, ...] = ()  # where what was applied differs from the plan
     prompt_format: str = ""  # the renderer's display name, e.g. "Llama 4 (official)"
     warnings: tuple[str, ...] = ()
     vision: bool = False  # a vision projector is loaded: the model can take images

@@ -26,7 +26,11 @@ from app.core.placement import Budgets, LayerCosts, Placement, layer_costs, plac
 from app.core.settings import KVType
 
 MiB, GiB = 1 << 20, 1 << 30
-DEFAULT_MAX_AUTO_CTX = 131_072
+# A model without a chosen context starts at its trained one, capped here and by what fits.
+# A context is reserved whole at load, so a larger one takes memory that routed experts
+# could use (slower replies) for tokens a chat rarely reaches; 32K tokens is about 25,000
+# words. Raised per model in Offload & Context or with --ctx.
+DEFAULT_MAX_AUTO_CTX = 32_768
 DECODE_FILL = 4096  # the predicted speed is for a conversation this many tokens long
 DECODE_OVERHEAD_S = 0.0015  # per token: kernel launches, syncs, sampling (not bandwidth)
 

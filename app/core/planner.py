@@ -150,6 +150,7 @@ class Plan:
             use_mmap=self.use_mmap,
             use_mlock=self.use_mlock,
             tensor_overrides=self.tensor_overrides,
+            tensor_split=self.tensor_split,
         )
 
 

@@ -78,6 +78,7 @@ class LoadSettings:
     use_mlock: bool = False
     template: TemplateChoice = TemplateChoice.HERD
     tensor_overrides: tuple[tuple[str, str], ...] = ()  # (regex, buffer type name)
+    tensor_split: tuple[float, ...] = ()  # layers per GPU, in llama.cpp's device order
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""

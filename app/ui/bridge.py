@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
@@ -26,8 +25,9 @@ from app.core.chat.messages import ChatMessage
 from app.core.engine.client import EngineClient
 from app.core.errors import HerdError
 from app.core.jobs import CancelToken
+from app.core.load import LoadRequest, Planned, load_model
 from app.core.paths import AppPaths
-from app.core.settings import LoadSettings, SamplingSettings
+from app.core.settings import SamplingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class EngineBridge(QObject):
     tokens_streamed = Signal(int)  # tokens generated so far in the running reply
     draft_counted = Signal(int, int)  # tokens of the conversation plus the draft; the draft
     notice = Signal(str)  # something to say that is not a failure (the job goes on)
+    planned = Signal(object)  # Planned: the plan a load is about to use
 
     # job id, event: emitted on job threads, delivered (queued) on the GUI thread
     _event_posted = Signal(int, object)
@@ -143,19 +144,15 @@ class EngineBridge(QObject):
         if not self._client.alive:
             self._client.start()
 
-    def load(
-        self, path: str | Path, settings: LoadSettings, projector: str | Path | None = None
-    ) -> None:
-        """Load ``path``; (re)starts the engine first when it is not running.
+    def load(self, request: LoadRequest) -> None:
+        """Run the load job for ``request`` (header, devices, plan, engine) off the GUI thread.
 
-        ``projector`` is the vision projector to use (None: an ``mmproj*.gguf`` beside it).
+        (Re)starts the engine first when it is not running, which also recovers from a crash.
         """
         client = self._client
 
         def job(cancel: CancelToken) -> Iterator[Any]:
-            if not client.alive:
-                client.start()  # also recovers from a crash
-            yield from client.load(path, settings, cancel, projector=projector)
+            yield from load_model(client, request, cancel)
 
         self._start_job("load", job)
 
@@ -332,6 +329,9 @@ class EngineBridge(QObject):
             return
         if isinstance(event, ev.Notice):
             self.notice.emit(event.message)
+            return
+        if isinstance(event, Planned):
+            self.planned.emit(event)
             return
         self._flush_text()
         if current:

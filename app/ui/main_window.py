@@ -24,6 +24,7 @@ from app.core.chat.store import ChatStore
 from app.core.errors import HerdError
 from app.core.hub import library
 from app.core.hub.service import HubService
+from app.core.model_wishes import WISHES_FILE, WishStore
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.ui.banners import CrashBanner, TemplateNotice, UndoBanner
@@ -109,6 +110,7 @@ class MainWindow(QMainWindow):
             meter=self.context_meter,
             model_status=self.model_status,
             settings=lambda: self._settings,
+            wishes=WishStore(paths.config / WISHES_FILE),
         )
         self.models.settings_changed.connect(self.apply_settings)
         self.models.model_ready.connect(self._on_models_model_ready)

@@ -75,8 +75,13 @@ class ModelBar(QFrame):
         self.name_label.setFont(font)
         self.details_label = QLabel(self)
         self.details_label.setWordWrap(True)
+        self.plan_label = QLabel(self)  # which plan the model was loaded with
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setStyleSheet(_MUTED)
+        self.plan_label.hide()
         text.addWidget(self.name_label)
         text.addWidget(self.details_label)
+        text.addWidget(self.plan_label)
         row.addLayout(text, 1)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
@@ -137,6 +142,16 @@ class ModelBar(QFrame):
         details = "  ·  ".join(p for p in parts if p)
         self._set(name, details, loading=False, loaded=True)
         self.details_label.setToolTip(facts.path)
+
+    def show_plan(self, line: str, notes: tuple[str, ...] = ()) -> None:
+        """The plan in use ("" hides it); ``notes``: where the load differs from it."""
+        self.plan_label.setVisible(bool(line))
+        text = line
+        if notes:
+            text += "  ·  differs from the plan: " + "; ".join(notes)
+        self.plan_label.setText(text)
+        self.plan_label.setStyleSheet("color: #b8860b;" if notes else _MUTED)
+        self.plan_label.setToolTip("\n".join(notes) or "Offload && Context… shows why")
 
     def show_error(self, path: Path | None, message: str, hint: str) -> None:
         """A load failed."""

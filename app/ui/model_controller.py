@@ -17,7 +17,9 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow
 from app.core import events as ev
 from app.core.errors import HerdError
 from app.core.gguf import read_gguf
-from app.core.hardware import Device, merge_engine_devices, probe_hardware
+from app.core.hardware import probe_hardware
+from app.core.load import LoadRequest, Planned, summary
+from app.core.model_wishes import ModelWishes, WishStore
 from app.core.planner import Wishes
 from app.core.settings import LoadSettings, Settings, TemplateChoice
 from app.ui.banners import CrashBanner, TemplateNotice
@@ -53,6 +55,7 @@ class ModelController(QObject):
         meter: ContextMeter,
         model_status: QLabel,
         settings: Callable[[], Settings],
+        wishes: WishStore,
     ) -> None:
         super().__init__(window)
         self._window = window
@@ -65,10 +68,10 @@ class ModelController(QObject):
         self._meter = meter
         self._status = model_status
         self._settings = settings
+        self.wishes = wishes  # every model's own wishes (context, KV, experts, projector)
         self.path: Path | None = None
-        self.projector: Path | None = None  # chosen by the person; None: the one beside it
+        self.planned: Planned | None = None  # the plan of the last load
         self.offload_dialog: OffloadDialog | None = None
-        self._devices: tuple[Device, ...] | None = None  # llama.cpp's devices, asked once
         model_bar.load_requested.connect(self._on_model_bar_load_requested)
         model_bar.unload_requested.connect(bridge.unload)
         model_bar.cancel_requested.connect(bridge.cancel_load)
@@ -78,24 +81,32 @@ class ModelController(QObject):
             self._on_template_notice_template_choice_requested
         )
         bridge.load_progress.connect(model_bar.show_progress)
+        bridge.planned.connect(self._on_bridge_planned)
         bridge.loaded.connect(self._on_bridge_loaded)
         bridge.load_failed.connect(self._on_bridge_load_failed)
         bridge.load_cancelled.connect(self._on_bridge_load_cancelled)
         bridge.unloaded.connect(self._on_bridge_unloaded)
         bridge.engine_crashed.connect(self._on_bridge_engine_crashed)
 
+    @property
+    def projector(self) -> Path | None:
+        """The vision projector chosen for this model (None: the mmproj beside it)."""
+        chosen = self.wishes.get(self.path).projector if self.path else ""
+        return Path(chosen) if chosen else None
+
     def load(self, path: str | Path) -> None:
-        """Load a model file (stopping a reply that is being written)."""
-        if self.path is None or Path(path) != self.path:
-            self.projector = None  # a projector chosen for another model does not carry over
+        """Load a model file with its own wishes, through the plan (stopping a reply)."""
         self.path = Path(path)
+        self.planned = None
         self._bar.plan_button.setEnabled(True)
         self._banner.hide()
         self._notice.hide()
         self._bar.show_loading(self.path)
+        self._bar.show_plan("")
         self._composer.set_ready(False, loading=True)
         self._status.setText(f"Loading {self.path.name}…")
-        self._bridge.load(self.path, self._settings().load, self.projector)
+        request = LoadRequest(self.path, self.wishes.get(self.path), base=self._settings().load)
+        self._bridge.load(request)
 
     @Slot()
     def reload(self) -> None:
@@ -119,14 +130,22 @@ class ModelController(QObject):
             self.use_projector(Path(chosen))
 
     def use_projector(self, projector: Path) -> None:
-        """Reload the model with this vision projector."""
+        """Reload the model with this vision projector (kept with this model)."""
         if self.path is not None:
-            self.projector = projector  # kept while the same model is reloaded
+            wishes = dataclasses.replace(self.wishes.get(self.path), projector=str(projector))
+            self._keep_wishes(wishes)
             self.load(self.path)
+
+    def _keep_wishes(self, wishes: ModelWishes) -> None:
+        assert self.path is not None
+        try:
+            self.wishes.set(self.path, wishes)
+        except OSError as exc:  # still used for this load; said, not fatal
+            self._window.statusBar().showMessage(f"Could not save the model's settings: {exc}")
 
     @Slot()
     def open_plan(self) -> None:
-        """Open the Offload & Context dialog for the chosen model."""
+        """Open the Offload & Context dialog: this model's wishes, on the load's machine."""
         if self.path is None:
             self._window.statusBar().showMessage("Open a model first.", 5000)
             return
@@ -135,16 +154,11 @@ class ModelController(QObject):
         except HerdError as exc:
             self._bar.show_error(self.path, exc.user_message, exc.hint)
             return
-        load = self._settings().load
-        wishes = Wishes(n_ctx=load.n_ctx, kv_type=load.type_k)
-        hardware = probe_hardware()
-        if self._devices is None and not self._bridge.busy:  # busy: it would wait for the reply
-            try:
-                self._devices = self._bridge.client.devices()
-            except HerdError as exc:
-                logger.info("planning with the probed devices only: %s", exc.user_message)
-        if self._devices is not None:  # llama.cpp's view of its devices wins (hardware.py)
-            hardware = merge_engine_devices(hardware, self._devices)
+        if self.planned is not None:
+            hardware = self.planned.hardware  # what the load job saw, probed off this thread
+        else:
+            hardware = probe_hardware()  # no load got as far as a plan (rare)
+        wishes = self.wishes.get(self.path).planner_wishes()
         self.offload_dialog = OffloadDialog(info, hardware, wishes, self._window)
         self.offload_dialog.load_requested.connect(self._on_offload_dialog_load_requested)
         self.offload_dialog.open()
@@ -167,8 +181,26 @@ class ModelController(QObject):
         self.load(path)
 
     @Slot(object)
-    def _on_offload_dialog_load_requested(self, planned: LoadSettings) -> None:
-        self._change_load(dataclasses.replace(planned, template=self._settings().load.template))
+    def _on_offload_dialog_load_requested(self, wishes: Wishes) -> None:
+        if self.path is None:
+            return
+        kept = self.wishes.get(self.path)
+        self._keep_wishes(
+            ModelWishes(
+                n_ctx=wishes.n_ctx,
+                kv_type=wishes.kv_type,
+                gpu_expert_layers=wishes.gpu_expert_layers,
+                flash_attn=wishes.flash_attn,
+                allow_disk=wishes.allow_disk,
+                projector=kept.projector,
+            )
+        )
+        self.reload()
+
+    @Slot(object)
+    def _on_bridge_planned(self, planned: Planned) -> None:
+        self.planned = planned
+        self._bar.show_plan(summary(planned.plan))
 
     @Slot(str)
     def _on_template_notice_template_choice_requested(self, choice: str) -> None:
@@ -179,6 +211,8 @@ class ModelController(QObject):
     @Slot(object)
     def _on_bridge_loaded(self, facts: ev.ModelFacts) -> None:
         self._bar.show_model(facts)
+        if self.planned is not None:
+            self._bar.show_plan(summary(self.planned.plan), facts.plan_notes)
         self._meter.set_usage(0, facts.n_ctx)
         self._notice.show_warnings(
             facts.warnings, self._settings().load.template is TemplateChoice.MODEL

@@ -61,7 +61,7 @@ class OffloadPanel(QWidget):
     """Plan a model's placement and context on a machine, live, and ask to load it."""
 
     plan_changed = Signal(object)  # Plan, after every re-plan
-    load_requested = Signal(object)  # LoadSettings from the current plan
+    load_requested = Signal(object)  # Wishes of the current plan (the model's own)
 
     def __init__(
         self,
@@ -323,13 +323,15 @@ class OffloadPanel(QWidget):
 
     def _on_load_button_clicked(self) -> None:
         if self._plan.fits:
-            self.load_requested.emit(self._plan.to_load_settings())
+            # the wishes, not the plan's settings: the load job plans them again on the
+            # machine as it is then, and they are kept with this model
+            self.load_requested.emit(self._wishes)
 
 
 class OffloadDialog(QDialog):
     """The panel in a dialog; accepted when Load is pressed."""
 
-    load_requested = Signal(object)  # LoadSettings
+    load_requested = Signal(object)  # Wishes
 
     def __init__(
         self,

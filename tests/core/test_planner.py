@@ -15,6 +15,7 @@ from app.core.errors import UnsupportedModelError
 from app.core.gguf import GGUFInfo, TensorGroup, read_gguf
 from app.core.hardware import Backend, Device, Hardware
 from app.core.kv_estimate import kv_cache, model_shape, pad_ctx
+from app.core.plan_search import DEFAULT_MAX_AUTO_CTX
 from app.core.plan_text import describe, layer_list
 from app.core.planner import Plan, Wishes, experts_pattern, make_plan, margin
 from app.core.settings import KVType, LoadSettings
@@ -244,7 +245,11 @@ def test_context_that_does_not_fit_says_the_largest_that_does() -> None:
 
 def test_automatic_context() -> None:
     info, hw = MODELS["scout-q4_k_m"], PROFILES["rtx4090"]
-    assert make_plan(info, hw).n_ctx == 131_072  # the default cap, which fits
+    auto = make_plan(info, hw)
+    assert auto.n_ctx == DEFAULT_MAX_AUTO_CTX == 32_768  # the default cap, which fits
+    # the cap leaves memory to the experts: a longer context costs expert layers on the GPU
+    long = make_plan(info, hw, Wishes(n_ctx=131_072))
+    assert len(auto.gpu_expert_layers) > len(long.gpu_expert_layers)
     big = make_plan(info, hw, Wishes(max_auto_ctx=10_485_760))
     assert big.fits and big.n_ctx == big.max_ctx < 10_485_760
     # never beyond what the model was trained for

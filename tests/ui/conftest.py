@@ -68,3 +68,11 @@ def no_leftovers():
     windows = _visible_windows()
     if windows:
         pytest.fail(f"test left windows open: {windows}")
+
+
+def load_with(window, model, **wishes) -> None:  # noqa: ANN001 - a MainWindow and a Path
+    """Load ``model`` in ``window`` with these wishes kept for it (as the dialog would)."""
+    from app.core.model_wishes import ModelWishes
+
+    window.models.wishes.set(model, ModelWishes(**wishes))
+    window.load_model(model)

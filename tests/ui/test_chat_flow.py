@@ -19,6 +19,7 @@ from app.core.chat.messages import Role
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings, Settings
 from app.ui.main_window import MainWindow
+from tests.ui.conftest import load_with
 
 LOAD_TIMEOUT_MS = 60_000
 REPLY_TIMEOUT_MS = 60_000
@@ -48,7 +49,7 @@ def open_window(qtbot, home: AppPaths, tiny_scout: Path) -> Iterator[Callable[..
         window.show()
         if load:
             with qtbot.waitSignal(window.bridge.loaded, timeout=LOAD_TIMEOUT_MS):
-                window.load_model(tiny_scout)
+                load_with(window, tiny_scout, n_ctx=512)
         return window
 
     yield make
@@ -199,7 +200,7 @@ def test_switching_chats_mid_reply_stops_it_and_keeps_what_was_written(
     window.show()
     try:
         with qtbot.waitSignal(window.bridge.loaded, timeout=LOAD_TIMEOUT_MS):
-            window.load_model(tiny_llama4_says_model)
+            load_with(window, tiny_llama4_says_model, n_ctx=512)
         _send(qtbot, window, "first chat")
         first = window.conversations.session.conversation_id
         window.conversations.new_chat()

@@ -8,6 +8,7 @@ from app.core.chat.budget import OverflowPolicy
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings, Settings
 from app.ui.main_window import MainWindow
+from tests.ui.conftest import load_with
 
 
 def _window(qtbot, tmp_path: Path) -> MainWindow:
@@ -26,7 +27,7 @@ def test_meter_counts_the_draft_and_the_reply(qtbot, tmp_path: Path, tiny_scout:
     window = _window(qtbot, tmp_path)
     try:
         with qtbot.waitSignal(window.bridge.loaded, timeout=30_000):
-            window.load_model(tiny_scout)
+            load_with(window, tiny_scout, n_ctx=256)
         meter = window.context_meter
         assert meter.total == 256
         with qtbot.waitSignal(window.bridge.draft_counted, timeout=10_000):
@@ -52,7 +53,7 @@ def test_overflow_stops_by_default_and_drops_oldest_when_chosen(
     window = _window(qtbot, tmp_path)
     try:
         with qtbot.waitSignal(window.bridge.loaded, timeout=30_000):
-            window.load_model(tiny_scout)
+            load_with(window, tiny_scout, n_ctx=256)
         session = window.conversations.session
         for i in range(12):  # a long chat, as if restored
             session.add_user(f"question {i}: tell me about the sea " * 2)

@@ -13,6 +13,7 @@ from app.core.chat.messages import Role
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings, Settings
 from app.ui.main_window import MainWindow
+from tests.ui.conftest import load_with
 
 
 def _settings() -> Settings:
@@ -47,7 +48,7 @@ def test_images_go_to_the_model_are_saved_and_cleaned_up(
     panel = window.composer.image_panel
     assert panel is not None and not panel.attach_button.isEnabled()  # no model yet
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
-        window.load_model(tiny_vision_model)
+        load_with(window, tiny_vision_model, n_ctx=1024)
     assert panel.attach_button.isEnabled()
 
     photos = [_photo(tmp_path / "a.png", "red"), _photo(tmp_path / "b.jpg", "blue")]
@@ -88,7 +89,7 @@ def test_a_text_only_model_disables_images_and_says_why(
 ) -> None:
     window = _window(qtbot, home)
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
-        window.load_model(tiny_scout)
+        load_with(window, tiny_scout, n_ctx=1024)
     panel = window.composer.image_panel
     assert panel is not None and not panel.attach_button.isEnabled()
     assert "mmproj" in panel.attach_button.toolTip()
@@ -100,7 +101,7 @@ def test_a_broken_image_is_refused_and_the_draft_stays(
 ) -> None:
     window = _window(qtbot, home)
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
-        window.load_model(tiny_vision_model)
+        load_with(window, tiny_vision_model, n_ctx=1024)
     bogus = tmp_path / "holiday.png"
     bogus.write_text("this is not a picture")
     qtbot.keyClicks(window.composer.editor, "Look at this")
@@ -124,7 +125,7 @@ def test_a_projector_chosen_by_the_person_enables_images(
     projector = next(tiny_vision_model.parent.glob("mmproj*.gguf"))
     window = _window(qtbot, home)
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
-        window.load_model(lone)
+        load_with(window, lone, n_ctx=1024)
     panel = window.composer.image_panel
     assert panel is not None and not panel.attach_button.isEnabled()
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000) as loaded:
@@ -134,7 +135,7 @@ def test_a_projector_chosen_by_the_person_enables_images(
         window.models.reload()  # the same model keeps its projector
     assert loaded.args[0].vision
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000) as loaded:
-        window.load_model(tiny_scout)  # another model does not inherit it
+        load_with(window, tiny_scout, n_ctx=1024)  # another model does not inherit it
     assert not loaded.args[0].vision
     window.close()
 
@@ -144,7 +145,7 @@ def test_the_meter_counts_attached_images_before_sending(
 ) -> None:
     window = _window(qtbot, home)
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
-        window.load_model(tiny_vision_model)
+        load_with(window, tiny_vision_model, n_ctx=1024)
     with qtbot.waitSignal(window.bridge.draft_counted, timeout=10_000) as text_only:
         window.composer.editor.setPlainText("What is this?")
     panel = window.composer.image_panel

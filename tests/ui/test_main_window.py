@@ -18,6 +18,7 @@ from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings, Settings
 from app.ui.composer import Composer
 from app.ui.main_window import MainWindow
+from tests.ui.conftest import load_with
 
 LOAD_TIMEOUT_MS = 60_000
 REPLY_TIMEOUT_MS = 60_000
@@ -56,7 +57,7 @@ def loaded_window(make_window, smollm2_gguf: Path, qtbot) -> Callable[..., MainW
     def make(max_tokens: int = 16) -> MainWindow:
         window = make_window(max_tokens)
         with qtbot.waitSignal(window.bridge.loaded, timeout=LOAD_TIMEOUT_MS):
-            window.load_model(smollm2_gguf)
+            load_with(window, smollm2_gguf, n_ctx=1024)
         return window
 
     return make

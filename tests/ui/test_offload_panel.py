@@ -6,7 +6,7 @@ import pytest
 
 from app.core.hardware_spec import profile
 from app.core.planner import Wishes, make_plan
-from app.core.settings import KVType, LoadSettings
+from app.core.settings import KVType
 from app.ui.memory_map import gib
 from app.ui.offload_panel import OffloadDialog, OffloadPanel, context_steps
 from tests.fixtures.real_layouts import scout_q4_k_m
@@ -100,14 +100,16 @@ def test_too_long_a_context_is_refused_with_the_largest_that_fits(qtbot, panel):
     assert panel.ctx_spin.value() == plan.max_ctx
 
 
-def test_load_emits_the_plans_settings(qtbot, panel):
+def test_load_emits_the_wishes_that_give_this_plan(qtbot, panel, scout):
     with qtbot.waitSignal(panel.load_requested, timeout=1000) as blocker:
         panel.load_button.click()
-    settings = blocker.args[0]
-    assert isinstance(settings, LoadSettings)
-    assert settings.tensor_overrides == panel.plan.tensor_overrides != ()
-    assert settings.swa_full is False
-    assert settings.n_ctx == panel.plan.n_ctx
+    wishes = blocker.args[0]
+    assert isinstance(wishes, Wishes)  # the model's wishes; the load job plans them again
+    assert wishes == panel.wishes
+    again = make_plan(scout, profile("rtx4090-64gb"), wishes).to_load_settings()
+    assert again.tensor_overrides == panel.plan.tensor_overrides != ()
+    assert again.swa_full is False
+    assert again.n_ctx == panel.plan.n_ctx
 
 
 def test_unified_memory_shows_the_gpus_share_of_ram(qtbot, scout):

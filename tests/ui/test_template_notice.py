@@ -11,6 +11,7 @@ from app.core.settings import LoadSettings, Settings, TemplateChoice
 from app.ui.main_window import MainWindow
 from tests.engine.test_template_warning import TRIMMING_TEMPLATE
 from tests.fixtures.tiny_llama4 import make_tiny_llama4
+from tests.ui.conftest import load_with
 
 
 def test_template_notice_offers_the_other_format(qtbot, tmp_path: Path, tiny_scout: Path) -> None:
@@ -21,7 +22,7 @@ def test_template_notice_offers_the_other_format(qtbot, tmp_path: Path, tiny_sco
     window.show()
     try:
         with qtbot.waitSignal(window.bridge.loaded, timeout=30_000):
-            window.load_model(model)
+            load_with(window, model, n_ctx=512)
         notice = window.template_notice
         assert notice.isVisible()
         assert "at byte" in notice.message_label.text()
@@ -35,7 +36,7 @@ def test_template_notice_offers_the_other_format(qtbot, tmp_path: Path, tiny_sco
 
         # a model whose template matches the official format shows no notice
         with qtbot.waitSignal(window.bridge.loaded, timeout=30_000):
-            window.load_model(tiny_scout)
+            load_with(window, tiny_scout, n_ctx=512)
         assert notice.isHidden()
     finally:
         window.close()

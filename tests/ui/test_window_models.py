@@ -12,6 +12,7 @@ from PySide6.QtGui import QDropEvent
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, Settings
 from app.ui.main_window import MainWindow
+from tests.ui.conftest import load_with
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_dropping_images_attaches_them_and_other_files_are_refused(
     from PIL import Image
 
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
-        window.load_model(tiny_vision_model)
+        load_with(window, tiny_vision_model, n_ctx=512)
     photo = tmp_path / "cat.png"
     Image.new("RGB", (32, 32), "orange").save(photo)
     notes = tmp_path / "notes.txt"

@@ -12,6 +12,7 @@ from app.core.chat.messages import Role
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings, Settings
 from app.ui.main_window import MainWindow
+from tests.ui.conftest import load_with
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def window(qtbot, tmp_path: Path, tiny_scout: Path):
     qtbot.addWidget(window)
     window.show()
     with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
-        window.load_model(tiny_scout)
+        load_with(window, tiny_scout, n_ctx=512)
     yield window
     window.close()
 

@@ -29,7 +29,7 @@ from app.core.engine.engine_config import SAFE as SAFE_CONFIG
 from app.core.engine.engine_config import CheckRecord, read_record, write_record
 from app.core.engine.process import LOG_TAIL_LINES, POLL_S, EngineProcess
 from app.core.errors import EngineCrashedError, EngineError, HerdError
-from app.core.gguf import find_projector, read_gguf, require_supported
+from app.core.gguf import GGUFInfo, find_projector, read_gguf, require_supported
 from app.core.hardware import Device, devices_from_ggml
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
@@ -49,15 +49,17 @@ class EngineClient(EngineProcess):
         self.check: CheckRecord | None = None  # the engine self-check's verdict, once known
         self._last_load: tuple[str, LoadSettings, str] | None = None  # to reload after a crash
         self._first_decode = False  # no reply yet since a load in a not-yet-proven config
+        self._devices: tuple[Device, ...] | None = None  # llama.cpp's, asked once per start
 
     def start(self) -> None:
         """Start a fresh engine process (stopping a running one first)."""
         super().start()
         self.prompt_format = None
+        self._devices = None
 
     def load(
         self,
-        path: str | Path,
+        path: str | Path | GGUFInfo,
         settings: LoadSettings,
         cancel: CancelToken | None = None,
         *,
@@ -67,7 +69,8 @@ class EngineClient(EngineProcess):
     ) -> Iterator[Any]:
         """Load a model: Progress events, then Loaded or Failed.
 
-        The GGUF is read and checked here first, so a bad file is refused with a clear
+        ``path`` may be the header already read (the load job reads it once). The GGUF is
+        read (unless given) and checked here first, so a bad file is refused with a clear
         message before llama.cpp sees it. ``preflight=False`` skips only the check of
         layouts known to crash llama.cpp (for crash-recovery tests and experts).
 
@@ -76,7 +79,7 @@ class EngineClient(EngineProcess):
         a projector that fails to load leaves a text-only model and a warning.
         """
         try:
-            info = read_gguf(Path(path))
+            info = path if isinstance(path, GGUFInfo) else read_gguf(Path(path))
             if preflight:
                 require_supported(info)
         except HerdError as exc:
@@ -270,12 +273,18 @@ class EngineClient(EngineProcess):
     def devices(self) -> tuple[Device, ...]:
         """llama.cpp's own GPUs (CUDA, Metal) with free memory, as the engine sees them.
 
+        Asked once per engine start, then cached (free memory is as it was at that start;
+        the probe gives the current figure).
+
         Raises:
             EngineError: the engine could not answer (it crashed or is shut down).
         """
+        if self._devices is not None and self.alive:
+            return self._devices
         for event in self._job(proto.OP_DEVICES, {}, None):
             if isinstance(event, ev.DeviceList):
-                return devices_from_ggml(event.devices)
+                self._devices = devices_from_ggml(event.devices)
+                return self._devices
             if isinstance(event, ev.Failed | ev.EngineCrashed):
                 raise EngineError(event.message, "See the engine log.")
         raise EngineError("The engine gave no device list.")

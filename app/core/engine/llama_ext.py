@@ -36,6 +36,7 @@ _keep_alive: list[Any] = []
 # Extra readers of the log (e.g. the load collecting where tensors were placed).
 _log_listeners: list[Callable[[bytes], None]] = []
 _OVERRIDE_LINE = re.compile(rb"tensor (\S+) \(.*\) buffer type overridden to (\S+)")
+_BUFFER_LINE = re.compile(rb"(\S+) +(model|KV|compute) buffer size = +([0-9.]+) MiB")
 
 
 def send_log_to(stream: IO[bytes]) -> None:
@@ -184,6 +185,26 @@ def overridden_tensors() -> Iterator[list[tuple[str, str]]]:
 
 
 @contextlib.contextmanager
+def buffer_sizes() -> Iterator[list[tuple[str, str, int]]]:
+    """Collect, while active, llama.cpp's buffer sizes as (buffer, "model"/"KV"/"compute", bytes).
+
+    The buffer is llama.cpp's name for it: "CPU_Mapped", "CPU_REPACK", "CUDA0", "CUDA_Host",
+    "Metal_Mapped" ... (what the load really allocated, to compare with the plan).
+    """
+    found: list[tuple[str, str, int]] = []
+
+    def _listen(text: bytes) -> None:
+        for m in _BUFFER_LINE.finditer(text):
+            found.append((m[1].decode(), m[2].decode(), int(float(m[3]) * 1024 * 1024)))
+
+    _log_listeners.append(_listen)
+    try:
+        yield found
+    finally:
+        _log_listeners.remove(_listen)
+
+
+@contextlib.contextmanager
 def log_lines() -> Iterator[list[str]]:
     """Collect, while active, llama.cpp's log lines (to quote its reason for a failure)."""
     found: list[str] = []
@@ -228,6 +249,7 @@ def llama_kwargs(
         "type_v": KV_TYPES[settings.type_v.value],
         "use_mmap": settings.use_mmap,
         "use_mlock": settings.use_mlock,
+        "tensor_split": list(settings.tensor_split) or None,
         "verbose": verbose,
     }
 

@@ -79,6 +79,8 @@ def decode_event(line: bytes | str) -> tuple[int, Any]:
         facts = data["facts"]
         facts["warnings"] = tuple(facts.get("warnings", ()))
         facts["overridden_tensors"] = tuple(tuple(t) for t in facts.get("overridden_tensors", ()))
+        facts["buffers"] = tuple(tuple(b) for b in facts.get("buffers", ()))
+        facts["plan_notes"] = tuple(facts.get("plan_notes", ()))
         return request_id, ev.Loaded(facts=ev.ModelFacts(**facts))
     if cls is ev.Finished:
         data["stop_reason"] = ev.StopReason(data["stop_reason"])

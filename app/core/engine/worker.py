@@ -130,6 +130,7 @@ class Worker:
         try:
             with (
                 llama_ext.overridden_tensors() as overridden,
+                llama_ext.buffer_sizes() as buffers,
                 llama_ext.log_lines() as said,
             ):
                 llm = llama_ext.HerdLlama(
@@ -169,6 +170,7 @@ class Worker:
             bos_token=_token_text(llm, llm.token_bos()),
             eos_token=_token_text(llm, llm.token_eos()),
             overridden_tensors=tuple(overridden),
+            buffers=tuple(buffers),
             vision=self._projector is not None,
             projector=projector if self._projector is not None else "",
             vision_error=vision_error,
