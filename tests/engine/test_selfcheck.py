@@ -205,6 +205,14 @@ def test_a_load_failure_quotes_llama_cpp_and_gives_the_log(
             ],
             "check_tensor_dims: tensor 'blk.0.attn_q.weight' not found",
         ),
+        (
+            [
+                "llama_init_from_model: K cache type q8_0 with block size 32 does not divide "
+                "n_embd_head_k=16",
+                "llama_model_load_from_file_impl: failed to load model",
+            ],
+            "K cache type q8_0 with block size 32 does not divide n_embd_head_k=16",
+        ),
         (["load_tensors: loading model", "nothing wrong"], ""),
     ],
 )

@@ -336,7 +336,7 @@ def _load_failure(path: str, exc: Exception, said: list[str], log_path: str) -> 
 
 def llama_reason(lines: list[str]) -> str:
     """The line of llama.cpp's log that says why a load failed ("" when none does)."""
-    for marker in ("error loading model:", "error:", "failed to"):
+    for marker in ("error loading model:", "error:", "llama_init_from_model:", "failed to"):
         for line in reversed(lines):
             text = line.strip()
             at = text.lower().rfind(marker)
