@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from app.core.chat.llama4_format import render_llama4
+from app.core.chat.formats import choose_format
+from app.core.chat.llama4_format import PromptFormatKind, render_llama4
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.template_check import (
     PROBE_MESSAGES,
+    check_model_template,
     compare_with_llama4,
     render_chat_template,
+    render_chat_template_segments,
 )
+from app.core.chat.template_probe import ProbeVerdict
 from app.core.errors import TemplateError
+from app.core.gguf import GGUFInfo
+from app.core.settings import TemplateChoice
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "llama4_chat_template.jinja"
 
@@ -253,3 +260,43 @@ def test_excerpt_escapes_invisible_characters() -> None:
 def test_fixture_template_matches_renderer() -> None:
     result = compare_with_llama4(FIXTURE.read_text(encoding="utf-8"))
     assert result.matches, result.warning
+
+
+def test_check_model_template_verdicts() -> None:
+    rendered = check_model_template(OFFICIAL_LIKE, bos_token=BOS)
+    assert rendered.verdict is ProbeVerdict.RENDERED and rendered.usable
+    assert rendered.text() == render_llama4(PROBE_MESSAGES)
+    refused = check_model_template("{{ raise_exception('no system messages') }}")
+    assert refused.verdict is ProbeVerdict.REFUSED and refused.usable  # a real chat may pass
+    assert "no system messages" in refused.user_message
+    broken = check_model_template("{% for %}")
+    assert broken.verdict is ProbeVerdict.BROKEN and not broken.usable
+    with pytest.raises(TemplateError, match="syntax error on line 1"):
+        broken.text()
+
+
+def _info(template: str, arch: str) -> GGUFInfo:
+    path = Path("model.gguf")
+    meta = {"general.architecture": arch, "tokenizer.chat_template": template}
+    return GGUFInfo(path, (path,), 3, meta, (), 0, (0,), 32)
+
+
+def test_a_usable_template_is_still_chosen() -> None:
+    fmt, warnings = choose_format(_info(TRIM_EVERYTHING, "llama4"), TemplateChoice.MODEL)
+    assert fmt.kind is PromptFormatKind.MODEL_TEMPLATE
+    assert "as chosen in the settings" in warnings[0]
+    assert fmt.render(USER).endswith(
+        "<|header_start|>user<|header_end|>\n\nx<|eot|><|header_start|>assistant<|header_end|>\n\n"
+    )
+    fmt, warnings = choose_format(_info(OFFICIAL_LIKE, "llama"), bos_token="<s>")
+    assert fmt.kind is PromptFormatKind.MODEL_TEMPLATE and warnings == []
+    assert fmt.render(USER).startswith("<s><|header_start|>user")
+
+
+def test_segments_share_one_deadline() -> None:
+    # both renders of render_chat_template_segments together stay within the 2 s
+    slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    start = time.monotonic()
+    with pytest.raises(TemplateError, match="still running after 2 s"):
+        render_chat_template_segments(slow, USER, deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - start < 1.0

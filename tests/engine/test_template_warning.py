@@ -76,3 +76,35 @@ def test_official_template_gives_no_warning(tmp_path: Path, tiny_scout: Path) ->
     with EngineClient(AppPaths.under(tmp_path)) as client:
         facts = _load(client, tiny_scout, TemplateChoice.HERD)
         assert facts.warnings == ()
+
+
+TEMPLATE_BOMBS = {
+    "nested-loops": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        "ran past Herd's limits of 2 s / 256 MiB: it was still running after 2 s",
+    ),
+    "huge-constant": (  # stock Jinja folds it while compiling: 10 GB
+        "{{ 'x' * 10**10 }}",
+        "ran past Herd's limits of 2 s / 256 MiB: it would build a value of 10,000,000,000",
+    ),
+    "syntax-error": ("{% for %}", "syntax error on line 1"),
+}
+
+
+@pytest.mark.parametrize("bomb", list(TEMPLATE_BOMBS))
+def test_template_bomb_is_warned_and_the_model_chats_in_herds_format(
+    tmp_path: Path, bomb: str
+) -> None:
+    template, cause = TEMPLATE_BOMBS[bomb]
+    path = make_tiny_llama4(tmp_path / f"tiny-scout-{bomb}.gguf", chat_template=template)
+    with EngineClient(AppPaths.under(tmp_path)) as client:
+        facts = _load(client, path, TemplateChoice.MODEL)  # even when the file's is chosen
+        assert facts.prompt_format == "Llama 4 (official)"
+        assert len(facts.warnings) == 1
+        assert cause in facts.warnings[0]
+        assert "Herd uses Llama 4's official format" in facts.warnings[0]
+        messages = [ChatMessage(Role.USER, "  hi  ")]
+        assert client.prompt_format is not None
+        assert "  hi  <|eot|>" in client.prompt_format.render(messages)
+        last = list(client.chat(messages, SamplingSettings(max_tokens=4, seed=1)))[-1]
+        assert isinstance(last, ev.Finished)

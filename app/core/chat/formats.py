@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from app.core.chat.llama4_format import STOP_TOKENS, PromptFormat, select_prompt_format
-from app.core.chat.template_check import compare_with_llama4
+from app.core.chat.llama4_format import (
+    STOP_TOKENS,
+    PromptFormat,
+    PromptFormatKind,
+    select_prompt_format,
+)
+from app.core.chat.template_check import check_model_template, compare_with_llama4
 from app.core.errors import TemplateError
 from app.core.gguf import GGUFInfo
 from app.core.settings import TemplateChoice
@@ -26,6 +31,10 @@ def choose_format(
     template it is rendered on a probe conversation and compared, and a difference
     becomes a warning. ``choice=MODEL`` uses the GGUF's template instead. Other models use
     their own template, or plain completion only: never another model's format.
+
+    A file's template is first rendered in a child process bounded to 2 s / 256 MiB
+    (``template_check.check_model_template``); one that does not compile or runs past
+    the limits is never used, and a warning says why.
     """
     warnings: list[str] = []
     fmt = select_prompt_format(
@@ -36,8 +45,8 @@ def choose_format(
             comparison = compare_with_llama4(info.chat_template)
         except TemplateError as exc:
             warnings.append(
-                f"The model's own chat template cannot be rendered ({exc.user_message}); "
-                "Herd uses Llama 4's official format."
+                f"The model's own chat template cannot be rendered "
+                f"({exc.user_message.rstrip('.')}); Herd uses Llama 4's official format."
             )
         else:
             if not comparison.matches and comparison.warning:
@@ -56,6 +65,14 @@ def choose_format(
                     )
                 else:
                     warnings.append(comparison.warning)
+    elif fmt.kind is PromptFormatKind.MODEL_TEMPLATE and fmt.template:
+        check = check_model_template(fmt.template, bos_token=bos_token, eos_token=eos_token)
+        if not check.usable:
+            fmt = PromptFormat.completion_only(eos_token=eos_token)
+            warnings.append(
+                f"The model's own chat template cannot be used "
+                f"({check.user_message.rstrip('.')}); Herd offers plain completion only."
+            )
     elif not fmt.supports_chat:
         warnings.append(
             "This model has no chat template, so it can only continue text (plain completion)."

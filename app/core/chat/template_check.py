@@ -1,29 +1,22 @@
 """Render a GGUF's own Jinja chat template safely, and check it against Llama 4's format.
 
-Templates come from downloaded files, so they run in Jinja's immutable sandbox, set up the
-way Hugging Face transformers renders chat templates (``trim_blocks``, ``lstrip_blocks``,
-``raise_exception``, ``strftime_now``, a ``tojson`` that does not HTML-escape, the
-``{% generation %}`` tag). Any failure becomes a :class:`~app.core.errors.TemplateError`.
+Templates come from downloaded files, so they run in a metered Jinja sandbox set up the
+way Hugging Face transformers renders chat templates (:mod:`template_sandbox`), bounded to
+2 s and 256 MiB. A template's first render, the check at load, runs in a child process
+(:mod:`template_probe`), whose verdict decides whether Herd renders it in its own process
+later. Any failure becomes a :class:`~app.core.errors.TemplateError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
-from typing import Any, NoReturn
-
-import jinja2
-from jinja2 import nodes
-from jinja2.ext import Extension
-from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from typing import Any
 
 from app.core.chat.llama4_format import (
     BEGIN_OF_TEXT,
@@ -33,11 +26,15 @@ from app.core.chat.llama4_format import (
     render_llama4,
 )
 from app.core.chat.messages import ChatMessage, Role, to_template_dicts
+from app.core.chat.template_budget import TIME_LIMIT_S
+from app.core.chat.template_probe import ProbeResult, probe_template
+from app.core.chat.template_sandbox import render_template
 from app.core.errors import TemplateError
 
 __all__ = [
     "PROBE_MESSAGES",
     "TemplateComparison",
+    "check_model_template",
     "compare_with_llama4",
     "render_chat_template",
     "render_chat_template_segments",
@@ -58,63 +55,21 @@ message (only the system prompt is trimmed by the official format), a non-ASCII 
 (so byte and character offsets differ), an image, two user turns and a generation prompt."""
 
 
-class _GenerationTag(Extension):
-    """``{% generation %}...{% endgeneration %}``: HF marks assistant text with it; a no-op."""
-
-    tags = {"generation"}
-
-    def parse(self, parser: Parser) -> list[nodes.Node]:
-        """Parse the tag's body and return it unchanged."""
-        next(parser.stream)
-        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
-
-
-class _StrictSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, but an unsafe attribute fails at once.
-
-    The stock sandbox returns an undefined value that prints as "" until it is used
-    further, so ``{{ ''.__class__ }}`` would pass silently.
-    """
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
-        """Refuse access to an attribute the sandbox considers unsafe."""
-        raise jinja2.exceptions.SecurityError(
-            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
-        )
-
-
-def _raise_exception(message: str) -> NoReturn:
-    raise jinja2.exceptions.TemplateError(message)
-
-
-def _strftime_now(fmt: str) -> str:
-    return datetime.now().strftime(fmt)
-
-
-def _tojson(
-    value: Any,
-    ensure_ascii: bool = False,
-    indent: int | None = None,
-    separators: tuple[str, str] | None = None,
-    sort_keys: bool = False,
-) -> str:
-    # Jinja's own tojson HTML-escapes <, >, & and '; chat templates expect plain JSON.
-    return json.dumps(
-        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+def _context(
+    messages: Sequence[ChatMessage],
+    add_generation_prompt: bool,
+    bos_token: str,
+    eos_token: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    context: dict[str, Any] = dict(extra or {})
+    context.update(
+        messages=to_template_dicts(messages),
+        add_generation_prompt=add_generation_prompt,
+        bos_token=bos_token,
+        eos_token=eos_token,
     )
-
-
-@lru_cache(maxsize=8)
-def _compile(source: str) -> jinja2.Template:
-    env = _StrictSandbox(
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=[_GenerationTag, "jinja2.ext.loopcontrols"],
-    )
-    env.filters["tojson"] = _tojson
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = _strftime_now
-    return env.from_string(source)
+    return context
 
 
 def render_chat_template(
@@ -125,8 +80,12 @@ def render_chat_template(
     bos_token: str = "",
     eos_token: str = "",
     extra: Mapping[str, Any] | None = None,
+    deadline: float | None = None,
 ) -> str:
-    """Render a model's own Jinja chat template in a sandbox.
+    """Render a model's own Jinja chat template in the metered sandbox, in this process.
+
+    Use it on a template :func:`check_model_template` found usable: the sandbox bounds
+    time and memory from inside Python, the check also what it cannot.
 
     Args:
         template: The Jinja source (``tokenizer.chat_template``).
@@ -135,44 +94,35 @@ def render_chat_template(
         bos_token: Passed to the template as ``bos_token``.
         eos_token: Passed to the template as ``eos_token``.
         extra: More template variables (e.g. ``date_string``).
+        deadline: ``time.monotonic()`` by which it must be done; 2 s from now when None.
 
     Returns:
         The rendered text, exactly as the template produced it.
 
     Raises:
         TemplateError: The template does not compile, refuses the conversation
-            (``raise_exception``), tries to escape the sandbox, or fails in any other way.
+            (``raise_exception``), tries to escape the sandbox, runs past 2 s / 256 MiB,
+            or fails in any other way.
     """
-    context: dict[str, Any] = dict(extra or {})
-    context.update(
-        messages=to_template_dicts(messages),
-        add_generation_prompt=add_generation_prompt,
-        bos_token=bos_token,
-        eos_token=eos_token,
-    )
-    try:
-        return _compile(template).render(**context)
-    except jinja2.exceptions.SecurityError as exc:
-        raise TemplateError(
-            "The model's chat template tried to reach outside its sandbox and was stopped.",
-            f"The model file may be malicious; do not use it. ({exc})",
-        ) from exc
-    except jinja2.exceptions.TemplateSyntaxError as exc:
-        raise TemplateError(
-            f"The model's chat template has a syntax error on line {exc.lineno}: {exc.message}",
-            "Use another build of this model.",
-        ) from exc
-    except jinja2.exceptions.TemplateError as exc:
-        raise TemplateError(
-            f"The model's chat template refused the conversation: {exc}",
-            "Check the order of the messages (e.g. user and assistant alternating).",
-        ) from exc
-    except Exception as exc:  # a template can fail in any Python way; none may escape raw
-        logger.debug("chat template failed", exc_info=True)
-        raise TemplateError(
-            f"The model's chat template failed: {type(exc).__name__}: {exc}",
-            "Use another build of this model.",
-        ) from exc
+    context = _context(messages, add_generation_prompt, bos_token, eos_token, extra)
+    return render_template(template, context, deadline=deadline)
+
+
+def check_model_template(template: str, *, bos_token: str = "", eos_token: str = "") -> ProbeResult:
+    """Render :data:`PROBE_MESSAGES` with a model's template in a bounded child process.
+
+    The first thing Herd does with a file's template; cached per template and tokens.
+
+    Args:
+        template: A GGUF's ``tokenizer.chat_template``.
+        bos_token: What the template gets as ``bos_token``.
+        eos_token: What the template gets as ``eos_token``.
+
+    Returns:
+        The verdict (:attr:`ProbeResult.usable`: Herd may render it in its own process)
+        and the rendering.
+    """
+    return probe_template(template, _context(PROBE_MESSAGES, True, bos_token, eos_token))
 
 
 def render_chat_template_segments(
@@ -198,6 +148,7 @@ def render_chat_template_segments(
     Raises:
         TemplateError: As :func:`render_chat_template`.
     """
+    kwargs.setdefault("deadline", time.monotonic() + TIME_LIMIT_S)  # both renders together
     text = render_chat_template(template, messages, **kwargs)
     nonce = secrets.token_hex(8)
     sentinels = [f"\u2063herd{nonce}n{i}\u2063" for i in range(len(messages))]
@@ -292,16 +243,12 @@ def compare_with_llama4(
         Where, if anywhere, the two renderings differ.
 
     Raises:
-        TemplateError: The template cannot render the probe conversation.
+        TemplateError: The template cannot render the probe conversation, or ran past
+            2 s / 256 MiB trying (it is rendered in a child process, see
+            :func:`check_model_template`).
     """
     ours = render_llama4(PROBE_MESSAGES, add_generation_prompt=True)
-    theirs = render_chat_template(
-        template,
-        PROBE_MESSAGES,
-        add_generation_prompt=True,
-        bos_token=bos_token,
-        eos_token=eos_token,
-    )
+    theirs = check_model_template(template, bos_token=bos_token, eos_token=eos_token).text()
     notes: list[str] = []
     bos_added = not theirs.startswith(BEGIN_OF_TEXT)
     if bos_added:
