@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.core.engine import llama_ext
 from app.core.engine.client import EngineClient
 from app.core.hardware import GGML_DEVICE_CPU, Hardware, merge_engine_devices
 from app.core.paths import AppPaths
+from tests.engine.child import run_in_child
+
+
+def _backend_devices() -> list[tuple[str, str, int, int, int]]:
+    from app.core.engine import llama_ext
+
+    return llama_ext.backend_devices()
 
 
 def test_llama_cpp_lists_its_cpu_device_with_real_memory() -> None:
-    entries = llama_ext.backend_devices()
+    entries = run_in_child(_backend_devices)  # llama.cpp never runs in pytest's process
     cpu = [e for e in entries if e[2] == GGML_DEVICE_CPU]
     assert cpu, entries
     name, description, _kind, free, total = cpu[0]

@@ -12,6 +12,7 @@ import pytest
 
 from app.core import events as ev
 from app.core.engine.client import EngineClient
+from app.core.engine.engine_config import EngineConfig
 from app.core.gguf import read_gguf
 from app.core.hardware import GiB, hardware_from_spec
 from app.core.load import LoadRequest, Planned, applied, load_model, plan_for, settings_json
@@ -88,7 +89,9 @@ def test_two_gpus_get_a_tensor_split(tiny_scout: Path) -> None:
     assert settings_json(planned)["tensor_split"] == list(planned.plan.tensor_split)
 
 
-def test_tensor_split_reaches_llama_cpp_params(tmp_path: Path, tiny_scout: Path) -> None:
+def test_tensor_split_reaches_llama_cpp_params(
+    tmp_path: Path, tiny_scout: Path, engine_config: EngineConfig
+) -> None:
     two_gpus = hardware_from_spec([8 * GiB, 8 * GiB], 64 * GiB, unified=False, cores=2)
     planned = plan_for(
         read_gguf(tiny_scout), two_gpus, LoadRequest(tiny_scout, ModelWishes(n_ctx=512))
@@ -97,13 +100,18 @@ def test_tensor_split_reaches_llama_cpp_params(tmp_path: Path, tiny_scout: Path)
         "import json, sys\n"
         "from app.core.engine import llama_ext\n"
         "from app.core.settings import LoadSettings\n"
+        "from app.core.engine.engine_config import EngineConfig\n"
         "settings = LoadSettings.from_dict(json.loads(sys.argv[2]))\n"
-        "kwargs = llama_ext.llama_kwargs(sys.argv[1], settings, verbose=False)\n"
+        "config = EngineConfig.from_dict(json.loads(sys.argv[3]))\n"
+        "kwargs = llama_ext.llama_kwargs(sys.argv[1], settings, config, verbose=False)\n"
         "llm = llama_ext.HerdLlama(**kwargs)\n"
         "print(json.dumps([llm.model_params.tensor_split[i] for i in range(2)]))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, str(tiny_scout), json.dumps(planned.settings.to_dict())],
+        [
+            sys.executable, "-c", code, str(tiny_scout),
+            json.dumps(planned.settings.to_dict()), json.dumps(engine_config.to_dict()),
+        ],
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "GGML_NO_BACKTRACE": "1"},
     )  # fmt: skip

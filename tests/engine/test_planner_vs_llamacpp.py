@@ -3,11 +3,14 @@
 Two sources of truth, both read from llama.cpp's log through ``llama_log_set``:
 
 * real CPU loads of the tiny Llama 4 test models (and the demo models), through
-  ``llama_cpp.Llama`` with ``swa_full=False`` as the engine loads them;
+  ``HerdLlama`` with ``swa_full=False`` as the engine loads them;
 * llama.cpp's load simulation (``no_alloc`` with ``load_mode`` NONE) on header-only GGUFs
   with the real Scout and Maverick layouts: it allocates nothing and reads no weights, but
   prints the real KV cache and compute buffer sizes (the weight buffers read 0.00 MiB
   there, so weights are checked with ``llama_model_size``).
+
+llama.cpp runs in child processes (:mod:`tests.engine.child`), one per group of loads, with
+this machine's engine configuration; the tests check the figures they bring back.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import llama_cpp
-import llama_cpp._logger as llama_logger
 import pytest
 
+from app.core.engine.engine_config import EngineConfig
 from app.core.gguf import read_gguf
 from app.core.hardware import Hardware
 from app.core.kv_estimate import compute_buffer_bytes, kv_cache, model_shape
 from app.core.planner import Plan, Wishes, make_plan
+from tests.engine.child import Lazy, herd_llama, run_in_child
 from tests.fixtures import real_layouts
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -48,8 +51,12 @@ class Figures:
         return sum(m for m, _, _ in self.kv)
 
 
+# -- in a child ----------------------------------------------------------------------------
 @contextlib.contextmanager
 def _llama_log() -> Iterator[list[str]]:
+    import llama_cpp
+    import llama_cpp._logger as llama_logger
+
     lines: list[str] = []
 
     @llama_cpp.llama_log_callback
@@ -76,11 +83,13 @@ def _parse(text: str, model_size: int) -> Figures:
     return Figures(model_size, buffers, kv, sum(float(m) for m in compute))
 
 
-def _load(path: Path, n_ctx: int, n_ubatch: int = 512) -> Figures:
+def _load(config: EngineConfig, path: Path, n_ctx: int, n_ubatch: int = 512) -> Figures:
     """Load for real on the CPU the way the engine does (swa_full off, flash attention on)."""
+    import llama_cpp
+
     with _llama_log() as lines:
-        llm = llama_cpp.Llama(
-            str(path), n_ctx=n_ctx, n_batch=max(n_ubatch, 512), n_ubatch=n_ubatch,
+        llm = herd_llama(
+            config, path, n_ctx=n_ctx, n_batch=max(n_ubatch, 512), n_ubatch=n_ubatch,
             n_gpu_layers=0, swa_full=False, flash_attn=True, n_threads=1, verbose=True,
         )  # fmt: skip
         try:
@@ -90,11 +99,16 @@ def _load(path: Path, n_ctx: int, n_ubatch: int = 512) -> Figures:
     return _parse("".join(lines), size)
 
 
-def _simulate(path: Path, n_ctx: int, n_ubatch: int = 512, swa_full: bool = False) -> Figures:
+def _simulate(
+    config: EngineConfig, path: Path, n_ctx: int, n_ubatch: int = 512, swa_full: bool = False
+) -> Figures:
     """llama.cpp's load simulation: buffer sizes without allocating or reading weights."""
+    import llama_cpp
+
     with _llama_log() as lines:
         mp = llama_cpp.llama_model_default_params()
         mp.n_gpu_layers = 0
+        mp.use_extra_bufts = config.use_extra_bufts  # as the engine loads on this machine
         mp.no_alloc = True
         mp.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE  # no_alloc aborts with mmap
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), mp)
@@ -113,6 +127,17 @@ def _simulate(path: Path, n_ctx: int, n_ubatch: int = 512, swa_full: bool = Fals
     return _parse("".join(lines), size)
 
 
+def _loads(config: EngineConfig, cases: list[tuple[Path, int, int]]) -> list[Figures]:
+    """:func:`_load` for each (path, n_ctx, n_ubatch), in one child."""
+    return [_load(config, path, n_ctx, n_ubatch) for path, n_ctx, n_ubatch in cases]
+
+
+def _simulations(config: EngineConfig, cases: list[tuple[Path, int, int, bool]]) -> list[Figures]:
+    """:func:`_simulate` for each (path, n_ctx, n_ubatch, swa_full), in one child."""
+    return [_simulate(config, *case) for case in cases]
+
+
+# -- the checks ----------------------------------------------------------------------------
 def _cpu_plan(path_or_info: Path, n_ctx: int, n_ubatch: int) -> tuple[Plan, int]:
     info = read_gguf(path_or_info)
     plan = make_plan(info, BIG_CPU, Wishes(n_ctx=n_ctx, n_ubatch=n_ubatch))
@@ -127,16 +152,31 @@ def _close(projected_bytes: float, reported_mib: float, rel: float) -> bool:
 
 # --- real loads of the tiny models ----------------------------------------------------
 
+TINY_MODELS = ["tiny_scout", "tiny_maverick"]
 TINY_CASES = [(16_384, 512), (4096, 512), (12_000, 256)]
+TINY_LOADS = [(which, n_ctx, n_ubatch) for which in TINY_MODELS for n_ctx, n_ubatch in TINY_CASES]
+
+
+@pytest.fixture(scope="module")
+def tiny_loads(
+    tiny_scout: Path, tiny_maverick: Path, engine_config: EngineConfig
+) -> Lazy[list[Figures]]:
+    """One child making all of TINY_LOADS."""
+    paths = {"tiny_scout": tiny_scout, "tiny_maverick": tiny_maverick}
+    return Lazy(_loads, engine_config, [(paths[w], c, u) for w, c, u in TINY_LOADS])
 
 
 @pytest.mark.parametrize(("n_ctx", "n_ubatch"), TINY_CASES)
-@pytest.mark.parametrize("which", ["tiny_scout", "tiny_maverick"])
+@pytest.mark.parametrize("which", TINY_MODELS)
 def test_tiny_llama4_projection_matches_a_real_load(
-    which: str, n_ctx: int, n_ubatch: int, request: pytest.FixtureRequest
+    which: str,
+    n_ctx: int,
+    n_ubatch: int,
+    request: pytest.FixtureRequest,
+    tiny_loads: Lazy[list[Figures]],
 ) -> None:
     path: Path = request.getfixturevalue(which)
-    real = _load(path, n_ctx, n_ubatch)
+    real = tiny_loads()[TINY_LOADS.index((which, n_ctx, n_ubatch))]
     plan, n_bytes = _cpu_plan(path, n_ctx, n_ubatch)
     (cpu,) = plan.devices
     # weights: exactly the tensor bytes; the mapped buffer within 2 %
@@ -152,10 +192,14 @@ def test_tiny_llama4_projection_matches_a_real_load(
     assert _close(cpu.compute, real.compute, 0.02)
 
 
-def test_demo_models_projection(smollm2_gguf: Path, gemma3_gguf: Path) -> None:
+def test_demo_models_projection(
+    smollm2_gguf: Path, gemma3_gguf: Path, engine_config: EngineConfig
+) -> None:
     """A dense Llama (all layers global) and Gemma 3 (5 of 6 layers windowed, 512)."""
-    for path, n_ctx in ((smollm2_gguf, 8192), (gemma3_gguf, 16_384)):
-        real = _load(path, n_ctx)
+    cases = [(smollm2_gguf, 8192, 512), (gemma3_gguf, 16_384, 512)]
+    for (path, n_ctx, _), real in zip(
+        cases, run_in_child(_loads, engine_config, cases), strict=True
+    ):
         plan, n_bytes = _cpu_plan(path, n_ctx, 512)
         (cpu,) = plan.devices
         assert cpu.weights + cpu.experts == n_bytes == real.model_size
@@ -177,35 +221,52 @@ def header_only(model_cache_dir: Path) -> dict[str, Path]:
     }
 
 
-def test_scout_simulation_reproduces_the_issue_figures(header_only: dict[str, Path]) -> None:
+def test_scout_simulation_reproduces_the_issue_figures(
+    header_only: dict[str, Path], engine_config: EngineConfig
+) -> None:
     path = header_only["scout-q4_k_m"]
-    small = _simulate(path, 131_072)
+    cases = [(path, 131_072, 512, False), (path, 131_072, 512, True)]
+    small, full = run_in_child(_simulations, engine_config, cases)
     assert small.kv == [(6144.0, 131_072, 12), (1224.0, 8704, 36)]
     assert small.compute == pytest.approx(434.72)
-    full = _simulate(path, 131_072, swa_full=True)
     assert [m for m, _, _ in full.kv] == [6144.0, 18_432.0]
     shape = model_shape(read_gguf(path))
     assert kv_cache(shape, 131_072, swa_full=True).swa_bytes == 18_432 * MiB
 
 
+LAYOUT_CASES = [
+    ("scout-q4_k_m", 8192, 512),
+    ("scout-q4_k_m", 131_072, 512),
+    ("scout-q4_k_m", 1_048_576, 512),
+    ("scout-q4_k_m", 131_072, 2048),
+    ("scout-iq2_xxs-mix", 131_072, 512),
+    ("maverick-q4_k_s", 131_072, 512),
+    ("maverick-q4_k_s", 1_048_576, 512),
+]
+
+
+@pytest.fixture(scope="module")
+def layout_simulations(
+    header_only: dict[str, Path], engine_config: EngineConfig
+) -> Lazy[list[Figures]]:
+    """One child simulating every one of LAYOUT_CASES."""
+    cases = [
+        (header_only[label], n_ctx, n_ubatch, False) for label, n_ctx, n_ubatch in LAYOUT_CASES
+    ]
+    return Lazy(_simulations, engine_config, cases)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("label", "n_ctx", "n_ubatch"),
-    [
-        ("scout-q4_k_m", 8192, 512),
-        ("scout-q4_k_m", 131_072, 512),
-        ("scout-q4_k_m", 1_048_576, 512),
-        ("scout-q4_k_m", 131_072, 2048),
-        ("scout-iq2_xxs-mix", 131_072, 512),
-        ("maverick-q4_k_s", 131_072, 512),
-        ("maverick-q4_k_s", 1_048_576, 512),
-    ],
-)
+@pytest.mark.parametrize(("label", "n_ctx", "n_ubatch"), LAYOUT_CASES)
 def test_real_layout_projection_matches_the_simulation(
-    header_only: dict[str, Path], label: str, n_ctx: int, n_ubatch: int
+    header_only: dict[str, Path],
+    label: str,
+    n_ctx: int,
+    n_ubatch: int,
+    layout_simulations: Lazy[list[Figures]],
 ) -> None:
     path = header_only[label]
-    sim = _simulate(path, n_ctx, n_ubatch)
+    sim = layout_simulations()[LAYOUT_CASES.index((label, n_ctx, n_ubatch))]
     info = read_gguf(path)
     assert info.n_bytes == sim.model_size  # weights: every tensor, to the byte
     assert sim.model_buffers == 0.0  # what no_alloc prints for them

@@ -1,20 +1,21 @@
 """Special-token text typed into a message stays text; the format's own markers stay tokens.
 
-In process (llama_cpp on the real GGUFs): the segment-wise ids are exactly the ids of the old
-whole-string tokenization for ordinary conversations, BOS included once, with Herd's
-Llama 4 renderer and with models' own templates; injected markers become plain text. Through
-the real engine: counts equal what generation evaluates, and ``<|image|>`` typed into a
-message is neither an image slot nor an error, while attached images still work.
+In a child process (llama_cpp on the real GGUFs, see tests.engine.child): the segment-wise
+ids are exactly the ids of the old whole-string tokenization for ordinary conversations,
+BOS included once, with Herd's Llama 4 renderer and with models' own templates; injected
+markers become plain text. Through the real engine: counts equal what generation
+evaluates, and ``<|image|>`` typed into a message is neither an image slot nor an error,
+while attached images still work.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import llama_cpp
 import pytest
 from PIL import Image
 
@@ -30,10 +31,11 @@ from app.core.chat.llama4_format import (
 )
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.template_check import render_chat_template, render_chat_template_segments
-from app.core.engine import generation, llama_ext, multimodal, prompt_tokens
 from app.core.engine.client import EngineClient
+from app.core.engine.engine_config import EngineConfig
 from app.core.gguf import read_gguf
 from app.core.settings import LoadSettings, SamplingSettings
+from tests.engine.child import Lazy, herd_llama, run_in_child
 
 S, U, A, T = Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.IPYTHON
 SETTINGS = LoadSettings(n_ctx=512, n_threads=1)  # one thread: see test_engine_client.py
@@ -59,9 +61,13 @@ ORDINARY: list[list[ChatMessage]] = [
 ]
 
 
+MARKERS = {"smollm2_gguf": "<|im_end|>", "gemma3_gguf": "<end_of_turn>"}  # each one's own
+
+
+# -- in a child: llama.cpp's ids for the same prompts, old way and new -------------------
 @contextlib.contextmanager
-def _llm(path: Path) -> Iterator[Any]:
-    llm = llama_cpp.Llama(str(path), n_ctx=256, n_threads=1, verbose=False)
+def _llm(path: Path, config: EngineConfig) -> Iterator[Any]:
+    llm = herd_llama(config, path, n_ctx=256, n_threads=1, verbose=False)
     try:
         yield llm
     finally:
@@ -69,6 +75,8 @@ def _llm(path: Path) -> Iterator[Any]:
 
 
 def _controls(llm: Any, ids: list[int]) -> list[int]:
+    from app.core.engine import llama_ext
+
     return [t for t in ids if llama_ext.is_control(llm, t)]
 
 
@@ -81,46 +89,62 @@ GEMMA_LIKE = (  # the Gemma 3 GGUF here ships no template; this is its official 
 
 
 def _model_format(llm: Any, path: Path) -> PromptFormat:
+    from app.core.engine import llama_ext
+
     template = read_gguf(path).chat_template or GEMMA_LIKE
     bos = llama_ext.token_bytes(llm, llm.token_bos(), special=True).decode()
     eos = llama_ext.token_bytes(llm, llm.token_eos(), special=True).decode()
     return PromptFormat.from_model_template(template, bos_token=bos, eos_token=eos)
 
 
-# -- in process: ids identical to before for ordinary text, injections are text ----------
-def test_llama4_ordinary_conversations_tokenize_exactly_as_before(tiny_scout: Path) -> None:
-    with _llm(tiny_scout) as llm:
+@dataclass(frozen=True)
+class Tokenized:
+    """One conversation's ids: segment-wise (new) and whole-string (old)."""
+
+    new: list[int]
+    old: list[int]
+    bare_new: list[int] = field(default_factory=list)  # Llama 4: without the BOS text
+    bare_old: list[int] = field(default_factory=list)
+    has_contents: bool = True  # the template's segments showed where the contents are
+
+
+@dataclass(frozen=True)
+class Injected:
+    """Control ids with special-token text typed into a message, and without."""
+
+    ids: list[int]
+    controls: list[int]  # control ids among ``ids``
+    benign_controls: list[int]  # ... among the ids of a harmless message
+    old_controls: list[int]  # ... among the old whole-string tokenization's ids
+    expected: list[int] = field(default_factory=list)  # Llama 4: the ids it must be
+
+
+@dataclass(frozen=True)
+class ModelIds:
+    """Everything the in-child tests check for one model."""
+
+    bos: int
+    wants_bos: bool
+    ordinary: list[Tokenized]
+    injected: Injected
+
+
+def _llama4_ids(path: Path, config: EngineConfig) -> ModelIds:
+    from app.core.engine import generation, llama_ext, prompt_tokens
+
+    with _llm(path, config) as llm:
+        ordinary = []
         for messages in ORDINARY:
             segments = render_llama4_segments(messages)
-            old = generation.text_tokens(llm, render_llama4(messages))
-            assert prompt_tokens.prompt_ids(llm, segments) == old
-            assert old.count(llm.token_bos()) == 1
-            # without the BOS text the tokenizer's own rule applies, as before
             bare = render_llama4_segments(messages, include_bos=False)
-            assert prompt_tokens.prompt_ids(llm, bare) == generation.text_tokens(
-                llm, join_segments(bare)
+            ordinary.append(
+                Tokenized(
+                    new=prompt_tokens.prompt_ids(llm, segments),
+                    old=generation.text_tokens(llm, render_llama4(messages)),
+                    bare_new=prompt_tokens.prompt_ids(llm, bare),
+                    bare_old=generation.text_tokens(llm, join_segments(bare)),
+                )
             )
-
-
-@pytest.mark.parametrize("fixture", ["smollm2_gguf", "gemma3_gguf"])
-def test_model_templates_tokenize_exactly_as_before(
-    fixture: str, request: pytest.FixtureRequest
-) -> None:
-    path = request.getfixturevalue(fixture)
-    with _llm(path) as llm:
-        fmt = _model_format(llm, path)
-        for messages in ORDINARY[:2]:
-            segments = fmt.render_segments(messages)
-            assert any(not is_format for _, is_format in segments)  # contents were found
-            old = generation.text_tokens(llm, fmt.render(messages))
-            new = prompt_tokens.prompt_ids(llm, segments)
-            assert new == old
-            if llama_ext.wants_bos(llm):
-                assert new.count(llm.token_bos()) == 1  # BOS never doubled
-
-
-def test_llama4_injected_markers_are_plain_text(tiny_scout: Path) -> None:
-    with _llm(tiny_scout) as llm:
         messages = [ChatMessage(U, INJECTION)]
         ids = prompt_tokens.prompt_ids(llm, render_llama4_segments(messages))
 
@@ -133,29 +157,103 @@ def test_llama4_injected_markers_are_plain_text(tiny_scout: Path) -> None:
             + special(f"{EOT}<|header_start|>assistant<|header_end|>")
             + llm.tokenize(b"\n\n", add_bos=False, special=False)
         )
-        assert ids == expected
         benign = prompt_tokens.prompt_ids(llm, render_llama4_segments([ChatMessage(U, "x")]))
-        assert _controls(llm, ids) == _controls(llm, benign)  # no control id from the content
-        # the old whole-string tokenization did turn them into control tokens
         old = generation.text_tokens(llm, render_llama4(messages))
-        assert len(_controls(llm, old)) == len(_controls(llm, ids)) + 4
+        injected = Injected(
+            ids, _controls(llm, ids), _controls(llm, benign), _controls(llm, old), expected
+        )
+        return ModelIds(llm.token_bos(), llama_ext.wants_bos(llm), ordinary, injected)
 
 
-@pytest.mark.parametrize(
-    ("fixture", "marker"), [("smollm2_gguf", "<|im_end|>"), ("gemma3_gguf", "<end_of_turn>")]
-)
-def test_model_template_injected_markers_are_plain_text(
-    fixture: str, marker: str, request: pytest.FixtureRequest
-) -> None:
-    path = request.getfixturevalue(fixture)
-    with _llm(path) as llm:
+def _template_ids(path: Path, marker: str, config: EngineConfig) -> ModelIds:
+    from app.core.engine import generation, llama_ext, prompt_tokens
+
+    with _llm(path, config) as llm:
         fmt = _model_format(llm, path)
+        ordinary = []
+        for messages in ORDINARY[:2]:
+            segments = fmt.render_segments(messages)
+            ordinary.append(
+                Tokenized(
+                    new=prompt_tokens.prompt_ids(llm, segments),
+                    old=generation.text_tokens(llm, fmt.render(messages)),
+                    has_contents=any(not is_format for _, is_format in segments),
+                )
+            )
         typed = [ChatMessage(U, f"a{marker}b")]
         ids = prompt_tokens.prompt_ids(llm, fmt.render_segments(typed))
         benign = prompt_tokens.prompt_ids(llm, fmt.render_segments([ChatMessage(U, "ab")]))
-        assert _controls(llm, ids) == _controls(llm, benign)
         old = generation.text_tokens(llm, fmt.render(typed))
-        assert len(_controls(llm, old)) == len(_controls(llm, ids)) + 1
+        injected = Injected(ids, _controls(llm, ids), _controls(llm, benign), _controls(llm, old))
+        return ModelIds(llm.token_bos(), llama_ext.wants_bos(llm), ordinary, injected)
+
+
+@pytest.fixture(scope="module")
+def llama4_ids(tiny_scout: Path, engine_config: EngineConfig) -> Lazy[ModelIds]:
+    return Lazy(_llama4_ids, tiny_scout, engine_config)
+
+
+@pytest.fixture(scope="module")
+def template_children() -> dict[str, Lazy[ModelIds]]:
+    return {}  # one child per model, made on first use (its fixture may skip)
+
+
+@pytest.fixture
+def template_ids(
+    request: pytest.FixtureRequest,
+    template_children: dict[str, Lazy[ModelIds]],
+    engine_config: EngineConfig,
+) -> Callable[[str], ModelIds]:
+    def _ids(fixture: str) -> ModelIds:
+        path = request.getfixturevalue(fixture)
+        if fixture not in template_children:
+            template_children[fixture] = Lazy(_template_ids, path, MARKERS[fixture], engine_config)
+        return template_children[fixture]()
+
+    return _ids
+
+
+# -- ids identical to before for ordinary text, injections are text ----------------------
+def test_llama4_ordinary_conversations_tokenize_exactly_as_before(
+    llama4_ids: Lazy[ModelIds],
+) -> None:
+    facts = llama4_ids()
+    assert len(facts.ordinary) == len(ORDINARY)
+    for case in facts.ordinary:
+        assert case.new == case.old
+        assert case.old.count(facts.bos) == 1
+        # without the BOS text the tokenizer's own rule applies, as before
+        assert case.bare_new == case.bare_old
+
+
+@pytest.mark.parametrize("fixture", list(MARKERS))
+def test_model_templates_tokenize_exactly_as_before(
+    fixture: str, template_ids: Callable[[str], ModelIds]
+) -> None:
+    facts = template_ids(fixture)
+    assert len(facts.ordinary) == 2
+    for case in facts.ordinary:
+        assert case.has_contents  # contents were found
+        assert case.new == case.old
+        if facts.wants_bos:
+            assert case.new.count(facts.bos) == 1  # BOS never doubled
+
+
+def test_llama4_injected_markers_are_plain_text(llama4_ids: Lazy[ModelIds]) -> None:
+    injected = llama4_ids().injected
+    assert injected.ids == injected.expected
+    assert injected.controls == injected.benign_controls  # no control id from the content
+    # the old whole-string tokenization did turn them into control tokens
+    assert len(injected.old_controls) == len(injected.controls) + 4
+
+
+@pytest.mark.parametrize(("fixture", "marker"), list(MARKERS.items()))
+def test_model_template_injected_markers_are_plain_text(
+    fixture: str, marker: str, template_ids: Callable[[str], ModelIds]
+) -> None:
+    injected = template_ids(fixture).injected
+    assert injected.controls == injected.benign_controls
+    assert len(injected.old_controls) == len(injected.controls) + 1
 
 
 # -- the model's own template: where the contents are --------------------------------------
@@ -229,7 +327,47 @@ def test_typed_image_marker_is_text_and_images_still_work(
     assert done.prompt_tokens == text_only + done.image_tokens  # placeholder -> image
 
 
-def test_image_chunks_match_mtmd_whole_prompt(tiny_vision_model: Path, png: Path) -> None:
+@dataclass(frozen=True)
+class Chunks:
+    """A prompt's chunks as ids: all of them in order, and each image chunk's."""
+
+    ids: list[int]
+    images: list[tuple[int, ...]]
+
+    @classmethod
+    def of(cls, chunks: Any) -> Chunks:
+        return cls([t for c in chunks for t in c.tokens], [c.tokens for c in chunks if c.handle])
+
+
+def _image_chunks(
+    model: Path, messages: list[ChatMessage], images: list[str], config: EngineConfig
+) -> tuple[Chunks, Chunks]:
+    """mtmd's chunks of the whole prompt, and the chat path's."""
+    from app.core.engine import llama_ext, multimodal
+
+    projector_path = model.with_name(f"mmproj-{model.name}")
+    with _llm(model, config) as llm:
+        projector = llama_ext.Projector.load(
+            str(projector_path), llm, use_gpu=False, flash_attn=False
+        )
+        try:
+            prepared = multimodal.prepare_images(images)
+            marker = llama_ext.media_marker()
+            text = render_llama4(messages).replace(IMAGE, marker)
+            pixels = [p.as_tuple() for p in prepared]
+            with contextlib.ExitStack() as stack:
+                old = stack.enter_context(projector.tokenize(text, pixels))
+                new, _ = multimodal.segment_chunks(
+                    llm, projector, render_llama4_segments(messages), prepared, IMAGE, stack
+                )
+                return Chunks.of(old), Chunks.of(new)
+        finally:
+            projector.close()
+
+
+def test_image_chunks_match_mtmd_whole_prompt(
+    tiny_vision_model: Path, png: Path, engine_config: EngineConfig
+) -> None:
     """The chat path's chunks hold exactly the ids mtmd gives the whole prompt."""
     jpeg = png.with_name("sky.jpg")
     Image.new("RGB", (28, 28), (60, 120, 230)).save(jpeg, quality=90)
@@ -239,22 +377,8 @@ def test_image_chunks_match_mtmd_whole_prompt(tiny_vision_model: Path, png: Path
         ChatMessage(A, "A barn and the sky."),
         ChatMessage(U, "Thanks!"),
     ]
-    projector_path = tiny_vision_model.with_name(f"mmproj-{tiny_vision_model.name}")
-    with _llm(tiny_vision_model) as llm:
-        projector = llama_ext.Projector.load(
-            str(projector_path), llm, use_gpu=False, flash_attn=False
-        )
-        try:
-            prepared = multimodal.prepare_images([str(png), str(jpeg)])
-            marker = llama_ext.media_marker()
-            text = render_llama4(messages).replace(IMAGE, marker)
-            pixels = [p.as_tuple() for p in prepared]
-            with contextlib.ExitStack() as stack:
-                old = stack.enter_context(projector.tokenize(text, pixels))
-                new, _ = multimodal.segment_chunks(
-                    llm, projector, render_llama4_segments(messages), prepared, IMAGE, stack
-                )
-                assert [t for c in new for t in c.tokens] == [t for c in old for t in c.tokens]
-                assert [c.tokens for c in new if c.handle] == [c.tokens for c in old if c.handle]
-        finally:
-            projector.close()
+    old, new = run_in_child(
+        _image_chunks, tiny_vision_model, messages, [str(png), str(jpeg)], engine_config
+    )
+    assert new.ids == old.ids
+    assert new.images == old.images

@@ -180,7 +180,7 @@ def test_stop_during_an_image_prompt(
 
 
 def test_reuse_point_keeps_images_whole() -> None:
-    from app.core.engine.llama_ext import MediaChunk
+    from app.core.engine.media_chunks import MediaChunk
     from app.core.engine.multimodal import reuse_point
 
     image = object()
