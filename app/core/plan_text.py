@@ -58,6 +58,7 @@ class Facts:
     use_mmap: bool
     overrides: bool
     threads: int
+    cores: int  # physical cores of the machine planned for
     n_ubatch: int
     tok_s: float
     gpu_reads: tuple[float, ...]
@@ -81,8 +82,14 @@ def reasons(f: Facts) -> tuple[str, ...]:
     out += _memory(f)
     out.append(_mmap(f))
     gpu_only = f.placement.n_gpu_layers and not f.placement.cpu_expert_layers
+    cores = max(f.cores, 1)
+    rule = (
+        "every physical core but one, which is left for the app"
+        if f.threads < cores
+        else "every physical core (with 4 or fewer, none is held back for the app)"
+    )
     out.append(
-        f"{f.threads} CPU threads: every core but one, which is left for the app"
+        f"{f.threads} CPU threads: {rule}"
         + (" (the GPU does the work; threads matter little)." if gpu_only else ".")
         if f.threads > 1
         else "1 CPU thread."

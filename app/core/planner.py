@@ -229,6 +229,7 @@ def make_plan(info: GGUFInfo, hardware: Hardware, wishes: Wishes | None = None) 
         use_mmap=use_mmap,
         overrides=bool(overrides),
         threads=pl.threads(),
+        cores=hardware.cpu_cores,
         n_ubatch=wishes.n_ubatch,
         tok_s=tok_s,
         gpu_reads=tuple(gpu_reads),

@@ -159,7 +159,9 @@ class ModelController(QObject):
         else:
             hardware = probe_hardware()  # no load got as far as a plan (rare)
         wishes = self.wishes.get(self.path).planner_wishes()
-        self.offload_dialog = OffloadDialog(info, hardware, wishes, self._window)
+        loaded = self._bridge.facts is not None and self.planned is not None
+        in_use = summary(self.planned.plan) if loaded and self.planned else ""
+        self.offload_dialog = OffloadDialog(info, hardware, wishes, self._window, in_use=in_use)
         self.offload_dialog.load_requested.connect(self._on_offload_dialog_load_requested)
         self.offload_dialog.open()
 

@@ -258,11 +258,15 @@ class OffloadPanel(QWidget):
         )
         self.auto_button.setEnabled(pinned is not None)
         n_cpu = len(plan.cpu_expert_layers)
-        where = (
-            f"the experts of {n_cpu} layers are read from system RAM"
-            if n_cpu
-            else "every expert is read from GPU memory"
-        )
+        on_gpu = any(d.kind == "gpu" for d in plan.devices)
+        if not plan.n_moe_layers:
+            where = "a dense model: every weight is read for every token"
+        elif not on_gpu:
+            where = "every weight is read from system RAM"
+        elif n_cpu:
+            where = f"the experts of {n_cpu} layers are read from system RAM"
+        else:
+            where = "every expert is read from GPU memory"
         self.speed_label.setText(
             f"about <b>{plan.predicted_decode_tok_s:.1f} tokens/s</b>; {where}"
         )
@@ -339,13 +343,26 @@ class OffloadDialog(QDialog):
         hardware: Hardware,
         wishes: Wishes | None = None,
         parent: QWidget | None = None,
+        in_use: str = "",
     ) -> None:
-        """Wrap an :class:`OffloadPanel` with a Close button."""
+        """Wrap an :class:`OffloadPanel` with a Close button.
+
+        ``in_use``: the plan the model is loaded with now, in one line ("" when none).
+        """
         super().__init__(parent)
-        self.setWindowTitle("Offload & Context")
+        self.setWindowTitle(f"Offload & Context: {info.path.name}")
         self.panel = OffloadPanel(info, hardware, wishes, self)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         layout = QVBoxLayout(self)
+        self.in_use_label = QLabel(
+            f"Loaded now with this {in_use[0].lower()}{in_use[1:]}. The settings below are "
+            "kept with this model only." if in_use else "This model is not loaded. The "
+            "settings below are kept with this model only.",
+            self,
+        )
+        self.in_use_label.setWordWrap(True)
+        self.in_use_label.setStyleSheet("color: palette(placeholder-text);")
+        layout.addWidget(self.in_use_label)
         layout.addWidget(self.panel)
         layout.addWidget(buttons)
         buttons.rejected.connect(self.reject)

@@ -182,7 +182,7 @@ class EngineClient(EngineProcess):
         fp = selfcheck.machine_fingerprint()
         record = read_record(self._paths.state)
         if record is None or record.fingerprint != fp:
-            yield ev.Progress(0.0, "Checking how llama.cpp runs on this machine (once)")
+            yield ev.Notice("Checking how llama.cpp runs on this machine (once, about a second)…")
             record = selfcheck.run_self_check(self._paths, fp, env=self._env)
             write_record(self._paths.state, record)
         self.check = record
