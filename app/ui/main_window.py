@@ -35,6 +35,7 @@ from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
 from app.ui.conversations import ConversationController
 from app.ui.download_status import DownloadStatus
+from app.ui.engine_page import EnginePage
 from app.ui.hub_bridge import HubBridge
 from app.ui.menus import build_menus
 from app.ui.model_bar import ModelBar, library_menu_items
@@ -131,6 +132,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(store_note, 20_000)
         self.composer.editor.setFocus()
 
+    @Slot(object)
+    def _on_engine_page_checked(self, _record: object) -> None:
+        self.bridge.client.check = None  # the next load reads the new verdict
+
     @Slot(str)
     def _on_bridge_notice(self, message: str) -> None:
         self.statusBar().showMessage(message, 60_000)
@@ -209,7 +214,9 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         """Open the Settings dialog (sampling, system prompts, appearance)."""
-        dialog = SettingsDialog(self._settings, self.presets, self)
+        engine = EnginePage(self._paths)
+        engine.checked.connect(self._on_engine_page_checked)
+        dialog = SettingsDialog(self._settings, self.presets, self, engine_page=engine)
         dialog.settings_applied.connect(self.apply_settings)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()

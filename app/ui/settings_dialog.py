@@ -38,6 +38,7 @@ from app.core.settings import (
     Settings,
     Theme,
 )
+from app.ui.engine_page import EnginePage
 from app.ui.preset_editor import PresetEditor, hint_label
 from app.ui.theme import apply_appearance
 
@@ -265,9 +266,14 @@ class SettingsDialog(QDialog):
     settings_applied = Signal(object)  # the new Settings
 
     def __init__(
-        self, settings: Settings, presets: PresetStore, parent: QWidget | None = None
+        self,
+        settings: Settings,
+        presets: PresetStore,
+        parent: QWidget | None = None,
+        *,
+        engine_page: EnginePage | None = None,
     ) -> None:
-        """Show ``settings`` and ``presets`` for editing."""
+        """Show ``settings`` and ``presets`` for editing (and the engine's verdict)."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._settings = settings
@@ -280,6 +286,10 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self.sampling_page, "Sampling")
         self.tabs.addTab(self.prompts_page, "System Prompts")
         self.tabs.addTab(self.appearance_page, "Appearance")
+        self.engine_page = engine_page
+        if engine_page is not None:
+            self.tabs.addTab(engine_page, "Engine")
+            self.finished.connect(lambda _code: engine_page.join())
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #d9534f")

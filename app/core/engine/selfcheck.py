@@ -210,7 +210,7 @@ def _signal_name(number: int) -> str:
 def _telling_line(log: str) -> str:
     """The log line that best says what went wrong (an assert, an error, AMX)."""
     lines = [ln.strip(" .") for ln in log.splitlines() if ln.strip(" .")]
-    lines = [ln for ln in lines if not ln.startswith(("Using ", "Model metadata:"))]
+    lines = [ln for ln in lines if not ln.startswith(("Using ", "Model metadata:", "CPU :"))]
     for needle in ("GGML_ASSERT", "error", "Illegal", "Segmentation", "amx", "repack"):
         for line in reversed(lines):
             if needle.lower() in line.lower():
