@@ -18,6 +18,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +41,9 @@ from app.core.paths import AppPaths
 
 logger = logging.getLogger(__name__)
 
+# llama.cpp's AMX log lines ("AMX model buffer", "amx repack ...", ggml_backend_amx_*), not
+# any "amx" (a user's folder may be called that)
+_AMX = r"\bAMX\b|(?i:\bamx[ _](repack|buffer)|ggml_backend_amx)"
 ATTEMPT_TIMEOUT_S = 30.0  # one configuration; a hang counts as a failure
 DECODE_TOKENS = 4
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -211,9 +215,10 @@ def _telling_line(log: str) -> str:
     """The log line that best says what went wrong (an assert, an error, AMX)."""
     lines = [ln.strip(" .") for ln in log.splitlines() if ln.strip(" .")]
     lines = [ln for ln in lines if not ln.startswith(("Using ", "Model metadata:", "CPU :"))]
-    for needle in ("GGML_ASSERT", "error", "Illegal", "Segmentation", "amx", "repack"):
+    needles = (r"GGML_ASSERT", r"(?i)\berror\b", r"Illegal", r"Segmentation", _AMX, r"repack:")
+    for needle in needles:
         for line in reversed(lines):
-            if needle.lower() in line.lower():
+            if re.search(needle, line):
                 return line[:300]
     return lines[-1][:300] if lines else ""
 
@@ -225,7 +230,7 @@ def explain(attempts: Sequence[Attempt], system_info: str) -> str:
     first = attempts[0]
     if first.ok:
         return f"llama.cpp's default configuration works on this machine ({first.outcome})."
-    amx = "AMX_INT8 = 1" in system_info or "amx" in first.log_line.lower()
+    amx = "AMX_INT8 = 1" in system_info or bool(re.search(_AMX, first.log_line))
     path = "llama.cpp's AMX path" if amx else "llama.cpp's repacked CPU weights"
     last = attempts[-1]
     if last.ok:
