@@ -43,6 +43,7 @@ class Planned:
     plan: Plan
     settings: LoadSettings
     hardware: Hardware  # the machine it was planned for
+    info: GGUFInfo  # the header, read once for the whole load (and the dialog after it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ def settings_for(plan: Plan, request: LoadRequest) -> LoadSettings:
 def plan_for(info: GGUFInfo, hardware: Hardware, request: LoadRequest) -> Planned:
     """Plan ``info`` on ``hardware`` with the request's wishes (pure, a few ms)."""
     plan = make_plan(info, hardware, request.wishes.planner_wishes())
-    return Planned(plan, settings_for(plan, request), hardware)
+    return Planned(plan, settings_for(plan, request), hardware, info)
 
 
 def refusal(plan: Plan) -> ev.Failed:

@@ -149,15 +149,15 @@ class ModelController(QObject):
         if self.path is None:
             self._window.statusBar().showMessage("Open a model first.", 5000)
             return
-        try:
-            info = read_gguf(self.path)
-        except HerdError as exc:
-            self._bar.show_error(self.path, exc.user_message, exc.hint)
-            return
-        if self.planned is not None:
-            hardware = self.planned.hardware  # what the load job saw, probed off this thread
-        else:
-            hardware = probe_hardware()  # no load got as far as a plan (rare)
+        if self.planned is not None:  # what the load job read and saw, off this thread
+            info, hardware = self.planned.info, self.planned.hardware
+        else:  # no load got as far as a plan (a bad file): read it here, say why not
+            try:
+                info = read_gguf(self.path)
+            except HerdError as exc:
+                self._bar.show_error(self.path, exc.user_message, exc.hint)
+                return
+            hardware = probe_hardware()
         wishes = self.wishes.get(self.path).planner_wishes()
         loaded = self._bridge.facts is not None and self.planned is not None
         in_use = summary(self.planned.plan) if loaded and self.planned else ""
