@@ -85,8 +85,10 @@ def test_nothing_works_names_every_attempt(tmp_path: Path, tiny_llama4_broken: P
     record = selfcheck.run_self_check(_home(tmp_path), "fp", model=tiny_llama4_broken)
     assert record.chosen is None and not record.works
     assert len(record.attempts) == 4
-    assert all(a.outcome == "crashed (SIGABRT)" for a in record.attempts)
-    assert "GGML_ASSERT" in record.attempts[0].log_line
+    assert all(a.outcome.startswith("crashed (SIG") for a in record.attempts)
+    # the safe configurations decode as far as the broken layout, where llama.cpp aborts
+    assert record.attempts[-1].outcome == "crashed (SIGABRT)"
+    assert "GGML_ASSERT" in record.attempts[-1].log_line
     assert "cannot decode on this machine in any configuration" in record.cause
 
 
