@@ -19,7 +19,12 @@ CORE = APP / "core"
 OWNERS = {
     "PySide6": ("app/ui/",),
     "shiboken6": ("app/ui/",),
-    "llama_cpp": ("app/core/engine/worker.py", "app/core/engine/llama_ext.py"),
+    "llama_cpp": (
+        "app/core/engine/worker.py",
+        "app/core/engine/llama_ext.py",
+        "app/core/engine/llama_vision.py",
+        "app/core/engine/llama_devices.py",
+    ),
     "huggingface_hub": ("app/core/hub/",),
 }
 # printing is the command line's job
@@ -96,7 +101,12 @@ _IMPORT_ALL_CORE = """
 import importlib, json, pkgutil, sys
 import app.core
 names = sorted(m.name for m in pkgutil.walk_packages(app.core.__path__, "app.core."))
-engine_side = {"app.core.engine.worker", "app.core.engine.llama_ext"}
+engine_side = {
+    "app.core.engine.worker",
+    "app.core.engine.llama_ext",
+    "app.core.engine.llama_vision",
+    "app.core.engine.llama_devices",
+}
 for name in names:
     if name not in engine_side:
         importlib.import_module(name)
@@ -110,7 +120,7 @@ print(json.dumps({"names": names, "app_side": app_side, "all": sorted(sys.module
 def test_importing_all_of_core_loads_no_qt() -> None:
     """Every app.core module imported in a fresh interpreter: Qt never comes along.
 
-    Also, the app side of the engine (everything but the worker and llama_ext) must not
+    Also, the app side of the engine (everything but the worker and the llama_* modules) must not
     load llama_cpp: llama.cpp runs only in the engine process.
     """
     result = subprocess.run(

@@ -5,26 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from app.core.model_wishes import WISHES_FILE, ModelWishes, WishStore
 from app.core.paths import AppPaths
 from tests.core.test_plan_cli import herd
-from tests.fixtures import real_layouts
 
 SETTINGS_KEYS = {
     "n_ctx", "n_gpu_layers", "type_k", "type_v", "swa_full", "flash_attn", "tensor_split",
     "overrides", "n_threads", "use_mmap",
 }  # fmt: skip
 MACHINE = ("--vram", "24GB", "--ram", "64GB", "--gpu-name", "RTX 4090")
-
-
-@pytest.fixture(scope="module")
-def scout_file(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("layouts")
-    if not real_layouts.sparse_files_work(folder):
-        pytest.skip("this file system does not keep sparse files")
-    return real_layouts.write_header_only(real_layouts.SCOUT_Q4_K_M, folder / "scout.gguf")
 
 
 def test_dry_run_json_is_the_plan_herd_plan_prints(tmp_path: Path, scout_file: Path) -> None:

@@ -10,42 +10,26 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from gguf import GGUFReader, GGUFValueType, GGUFWriter
+from gguf import GGUFValueType
 
 from app.core.errors import HerdError, ModelFileError
 from app.core.gguf import BadMetadataError, check_metadata, read_gguf
 from app.core.hardware import hardware_from_spec
 from app.core.kv_estimate import model_shape
 from app.core.planner import make_plan
+from tests.fixtures.gguf_rewrite import Value, rewrite_gguf
 
 ROOT = Path(__file__).resolve().parents[2]
+
 T = GGUFValueType
-Value = tuple[Any, GGUFValueType] | tuple[Any, GGUFValueType, GGUFValueType]
 FIVE = "bad.gguf: llama4.block_count should be an integer but is a string ('five')"
 
 
 def rewrite(src: Path, dst: Path, changes: dict[str, Value]) -> Path:
     """Copy ``src`` (every key and tensor) to ``dst`` with ``changes`` to its metadata."""
-    reader = GGUFReader(src)
-    writer = GGUFWriter(dst, str(reader.fields["general.architecture"].contents()))
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture":
-            continue
-        vtype = GGUFValueType(field.types[0])
-        sub = GGUFValueType(field.types[-1]) if vtype == T.ARRAY else None
-        writer.add_key_value(key, field.contents(), vtype, sub)
-    for key, value in changes.items():
-        writer.add_key_value(key, *value)
-    for t in reader.tensors:
-        writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return dst
+    return rewrite_gguf(src, dst, changes=changes)
 
 
 @pytest.fixture

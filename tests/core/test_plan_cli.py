@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import real_layouts
+from tests.fixtures.gguf_rewrite import rewrite_gguf
 
 ROOT = Path(__file__).resolve().parents[2]
 ISSUE_KEYS = [
     "model", "fits", "n_ctx", "type_k", "type_v", "swa_full", "n_gpu_layers",
     "cpu_expert_layers", "predicted_decode_tok_s", "devices", "reasons",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def scout_file(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("layouts")
-    if not real_layouts.sparse_files_work(folder):
-        pytest.skip("this file system does not keep sparse files")
-    return real_layouts.write_header_only(real_layouts.SCOUT_Q4_K_M, folder / "scout.gguf")
 
 
 def herd(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -70,24 +62,7 @@ def test_plan_text_and_exit_codes(tmp_path: Path, scout_file: Path) -> None:
 
 def _with_arch(src: Path, dst: Path, arch: str) -> Path:
     """Copy a model, every ``llama4.*`` key renamed to ``{arch}.*`` (a plannable file)."""
-    from gguf import GGUFReader, GGUFValueType, GGUFWriter
-
-    reader = GGUFReader(src)
-    writer = GGUFWriter(dst, arch)
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture":
-            continue
-        vtype = GGUFValueType(field.types[0])
-        sub = GGUFValueType(field.types[-1]) if vtype == GGUFValueType.ARRAY else None
-        name = f"{arch}.{key.removeprefix('llama4.')}" if key.startswith("llama4.") else key
-        writer.add_key_value(name, field.contents(), vtype, sub)
-    for t in reader.tensors:
-        writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return dst
+    return rewrite_gguf(src, dst, arch=arch)
 
 
 @pytest.mark.parametrize("arch", ["bert", "herdnet", "clip", "llama4-2-layers"])

@@ -11,9 +11,9 @@ from tests.engine.child import run_in_child
 
 
 def _backend_devices() -> list[tuple[str, str, int, int, int]]:
-    from app.core.engine import llama_ext
+    from app.core.engine import llama_devices
 
-    return llama_ext.backend_devices()
+    return llama_devices.backend_devices()
 
 
 def test_llama_cpp_lists_its_cpu_device_with_real_memory() -> None:

@@ -14,7 +14,6 @@ import json
 import os
 from pathlib import Path
 
-import gguf
 import pytest
 
 from app.core import events as ev
@@ -31,6 +30,7 @@ from app.core.engine.engine_config import (
 )
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings
+from tests.fixtures.gguf_rewrite import rewrite_gguf
 
 CRASH_ENV = {**os.environ, "HERD_TEST_CRASH_REPACKED_DECODE": "1"}
 SAMPLING = SamplingSettings(temperature=0.0, max_tokens=4, seed=1)
@@ -167,31 +167,12 @@ def test_no_working_configuration_refuses_to_load(tmp_path: Path, smollm2_gguf: 
         assert not client.alive  # refused before the engine was asked
 
 
-def _without_tensor(src: Path, dst: Path, missing: str) -> Path:
-    reader = gguf.GGUFReader(src)
-    writer = gguf.GGUFWriter(str(dst), "llama4")
-    for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name == "general.architecture":
-            continue
-        kind = field.types[0]
-        if kind == gguf.GGUFValueType.ARRAY:
-            writer.add_array(field.name, field.contents())
-        else:
-            writer.add_key_value(field.name, field.contents(), kind)
-    for tensor in reader.tensors:
-        if tensor.name != missing:
-            writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return dst
-
-
 def test_a_load_failure_quotes_llama_cpp_and_gives_the_log(
     tmp_path: Path, tiny_scout: Path
 ) -> None:
-    model = _without_tensor(tiny_scout, tmp_path / "no-attn-q.gguf", "blk.1.attn_q.weight")
+    model = rewrite_gguf(
+        tiny_scout, tmp_path / "no-attn-q.gguf", drop_tensors={"blk.1.attn_q.weight"}
+    )
     paths = _home(tmp_path)
     with EngineClient(paths) as client:
         events = list(client.load(model, LoadSettings(n_ctx=512)))

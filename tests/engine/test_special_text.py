@@ -343,16 +343,16 @@ def _image_chunks(
     model: Path, messages: list[ChatMessage], images: list[str], config: EngineConfig
 ) -> tuple[Chunks, Chunks]:
     """mtmd's chunks of the whole prompt, and the chat path's."""
-    from app.core.engine import llama_ext, multimodal
+    from app.core.engine import llama_vision, multimodal
 
     projector_path = model.with_name(f"mmproj-{model.name}")
     with _llm(model, config) as llm:
-        projector = llama_ext.Projector.load(
+        projector = llama_vision.Projector.load(
             str(projector_path), llm, use_gpu=False, flash_attn=False
         )
         try:
             prepared = multimodal.prepare_images(images)
-            marker = llama_ext.media_marker()
+            marker = llama_vision.media_marker()
             text = render_llama4(messages).replace(IMAGE, marker)
             pixels = [p.as_tuple() for p in prepared]
             with contextlib.ExitStack() as stack:

@@ -5,9 +5,7 @@
   overrides and ``use_extra_bufts``, and never compiles the file's chat templates
   (:class:`HerdLlama`).
 - A context gets an abort callback, so Stop interrupts even a long prompt evaluation.
-- Images: llama.cpp's mtmd (``llama_cpp.mtmd_cpp``) loads the vision projector and turns
-  a prompt with media markers plus pixels into chunks that are evaluated into the model's
-  context; the sampling loop then continues as for text.
+- Images: llama.cpp's mtmd, in :mod:`app.core.engine.llama_vision`.
 """
 
 from __future__ import annotations
@@ -17,17 +15,18 @@ import ctypes
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import llama_cpp
 import llama_cpp.llama_cpp as lib
 
+from app.core.engine import llama_devices
 from app.core.engine.engine_config import DEFAULT as DEFAULT_CONFIG
 from app.core.engine.engine_config import EngineConfig
-from app.core.engine.media_chunks import MediaChunk, stand_in_ids
 from app.core.settings import LoadSettings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KV_TYPES = {"f16": lib.GGML_TYPE_F16, "q8_0": lib.GGML_TYPE_Q8_0, "q4_0": lib.GGML_TYPE_Q4_0}
 
@@ -61,24 +60,6 @@ class _BuftOverride(ctypes.Structure):
     _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
 
 
-def buffer_type(device_name: str) -> int:
-    """The ggml buffer type of a backend device by llama.cpp's name ("CPU", "CUDA0", ...).
-
-    Raises:
-        ValueError: no such device in this build of llama.cpp.
-    """
-    from llama_cpp._ggml import libggml
-
-    by_name = libggml.ggml_backend_dev_by_name
-    by_name.restype, by_name.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
-    dev_buft = libggml.ggml_backend_dev_buffer_type
-    dev_buft.restype, dev_buft.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
-    device = by_name(device_name.encode())
-    if not device:
-        raise ValueError(f"llama.cpp has no device named {device_name!r}")
-    return int(dev_buft(device))
-
-
 def override_array(overrides: Sequence[tuple[str, str]]) -> ctypes.Array[_BuftOverride] | None:
     """A NULL-terminated override array for ``llama_model_params.tensor_buft_overrides``."""
     if not overrides:
@@ -86,7 +67,7 @@ def override_array(overrides: Sequence[tuple[str, str]]) -> ctypes.Array[_BuftOv
     array = (_BuftOverride * (len(overrides) + 1))()
     for i, (pattern, device) in enumerate(overrides):
         array[i].pattern = pattern.encode()
-        array[i].buft = buffer_type(device)
+        array[i].buft = llama_devices.buffer_type(device)
     return array  # the last entry stays zeroed: the terminator
 
 
@@ -168,14 +149,12 @@ class HerdLlama(llama_cpp.Llama):
 
 
 @contextlib.contextmanager
-def overridden_tensors() -> Iterator[list[tuple[str, str]]]:
-    """Collect, while active, llama.cpp's "buffer type overridden" lines as (tensor, buffer)."""
-    found: list[tuple[str, str]] = []
+def _collecting(parse: Callable[[bytes], list[T]]) -> Iterator[list[T]]:
+    """While active, everything ``parse`` finds in llama.cpp's log lines, in order."""
+    found: list[T] = []
 
     def _listen(text: bytes) -> None:
-        m = _OVERRIDE_LINE.search(text)
-        if m:
-            found.append((m[1].decode(), m[2].decode()))
+        found.extend(parse(text))
 
     _log_listeners.append(_listen)
     try:
@@ -184,39 +163,30 @@ def overridden_tensors() -> Iterator[list[tuple[str, str]]]:
         _log_listeners.remove(_listen)
 
 
-@contextlib.contextmanager
-def buffer_sizes() -> Iterator[list[tuple[str, str, int]]]:
+def overridden_tensors() -> contextlib.AbstractContextManager[list[tuple[str, str]]]:
+    """Collect, while active, llama.cpp's "buffer type overridden" lines as (tensor, buffer)."""
+    return _collecting(
+        lambda text: [(m[1].decode(), m[2].decode()) for m in _OVERRIDE_LINE.finditer(text)]
+    )
+
+
+def buffer_sizes() -> contextlib.AbstractContextManager[list[tuple[str, str, int]]]:
     """Collect, while active, llama.cpp's buffer sizes as (buffer, "model"/"KV"/"compute", bytes).
 
     The buffer is llama.cpp's name for it: "CPU_Mapped", "CPU_REPACK", "CUDA0", "CUDA_Host",
     "Metal_Mapped" ... (what the load really allocated, to compare with the plan).
     """
-    found: list[tuple[str, str, int]] = []
-
-    def _listen(text: bytes) -> None:
-        for m in _BUFFER_LINE.finditer(text):
-            found.append((m[1].decode(), m[2].decode(), int(float(m[3]) * 1024 * 1024)))
-
-    _log_listeners.append(_listen)
-    try:
-        yield found
-    finally:
-        _log_listeners.remove(_listen)
+    return _collecting(
+        lambda text: [
+            (m[1].decode(), m[2].decode(), int(float(m[3]) * 1024 * 1024))
+            for m in _BUFFER_LINE.finditer(text)
+        ]
+    )
 
 
-@contextlib.contextmanager
-def log_lines() -> Iterator[list[str]]:
-    """Collect, while active, llama.cpp's log lines (to quote its reason for a failure)."""
-    found: list[str] = []
-
-    def _listen(text: bytes) -> None:
-        found.append(text.decode("utf-8", errors="replace"))
-
-    _log_listeners.append(_listen)
-    try:
-        yield found
-    finally:
-        _log_listeners.remove(_listen)
+def log_lines() -> contextlib.AbstractContextManager[list[str]]:
+    """Collect, while active, llama.cpp's log text (to quote its reason for a failure)."""
+    return _collecting(lambda text: [text.decode("utf-8", errors="replace")])
 
 
 def llama_kwargs(
@@ -350,212 +320,9 @@ def enable_abort_check(llm: llama_cpp.Llama, enabled: bool) -> None:
     lib.llama_set_abort_callback(llm._ctx.ctx, callback, ctypes.c_void_p(0))
 
 
-def backend_devices() -> list[tuple[str, str, int, int, int]]:
-    """llama.cpp's own devices as (name, description, type, free bytes, total bytes).
-
-    llama-cpp-python 0.3.36 wraps none of ggml's backend device API; the symbols are
-    exported by libggml, so they are declared here.
-    """
-    from llama_cpp._ggml import libggml
-
-    lib.llama_backend_init()
-    count = libggml.ggml_backend_dev_count
-    count.restype, count.argtypes = ctypes.c_size_t, []
-    get = libggml.ggml_backend_dev_get
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    for name in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
-        fn = getattr(libggml, name)
-        fn.restype, fn.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-    kind = libggml.ggml_backend_dev_type
-    kind.restype, kind.argtypes = ctypes.c_int, [ctypes.c_void_p]
-    memory = libggml.ggml_backend_dev_memory
-    memory.restype = None
-    size_p = ctypes.POINTER(ctypes.c_size_t)
-    memory.argtypes = [ctypes.c_void_p, size_p, size_p]
-    found = []
-    for i in range(count()):
-        dev = get(i)
-        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
-        memory(dev, ctypes.byref(free), ctypes.byref(total))
-        found.append(
-            (
-                libggml.ggml_backend_dev_name(dev).decode(),
-                libggml.ggml_backend_dev_description(dev).decode(errors="replace"),
-                int(kind(dev)),
-                free.value,
-                total.value,
-            )
-        )
-    return found
-
-
-def system_info() -> str:
-    """llama.cpp's one-line summary of the CPU features its build uses."""
-    lib.llama_backend_init()
-    return lib.llama_print_system_info().decode(errors="replace").strip()
-
-
-def build_facts() -> dict[str, Any]:
-    """This llama.cpp build: version, backends, what it supports (for ``herd doctor``)."""
-    return {
-        "llama_cpp_python": getattr(llama_cpp, "__version__", ""),
-        "backends": backend_names(),
-        "supports_gpu_offload": bool(lib.llama_supports_gpu_offload()),
-        "supports_rpc": bool(lib.llama_supports_rpc()),
-        "supports_mmap": bool(lib.llama_supports_mmap()),
-        "system_info": system_info(),
-    }
-
-
 def last_logits(llm: llama_cpp.Llama) -> Any:
     """The logits of the last evaluated position, as a numpy view (no copy)."""
     import numpy as np
 
     ptr = lib.llama_get_logits_ith(llm.ctx, -1)
     return np.ctypeslib.as_array(ptr, (llm.n_vocab(),))
-
-
-def backend_names() -> list[str]:
-    """The backends compiled into (or loaded by) this llama.cpp: "CPU", "CUDA", "RPC", ..."""
-    from llama_cpp._ggml import libggml
-
-    lib.llama_backend_init()
-    count = libggml.ggml_backend_reg_count
-    count.restype, count.argtypes = ctypes.c_size_t, []
-    get = libggml.ggml_backend_reg_get
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    name = libggml.ggml_backend_reg_name
-    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-    return [name(get(i)).decode(errors="replace") for i in range(count())]
-
-
-# -- vision: llama.cpp's mtmd (the projector runs in the engine, beside the model) -----------
-class Projector:
-    """A vision projector (an ``mmproj`` GGUF) bound to a loaded model, run by mtmd."""
-
-    def __init__(self, ctx: Any) -> None:
-        self._ctx = ctx
-
-    @classmethod
-    def load(cls, path: str, llm: llama_cpp.Llama, *, use_gpu: bool, flash_attn: bool) -> Projector:
-        """Load ``path`` for ``llm``.
-
-        Raises:
-            RuntimeError: mtmd refused the file (the engine log says why: a width that does
-                not match the model's, an unknown projector type, missing tensors).
-        """
-        import llama_cpp.mtmd_cpp as mtmd
-
-        params = mtmd.mtmd_context_params_default()
-        params.use_gpu = use_gpu
-        params.print_timings = False
-        params.n_threads = llm.n_threads
-        params.flash_attn_type = (
-            lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        )
-        ctx = mtmd.mtmd_init_from_file(path.encode(), llm.model, params)
-        if not ctx:
-            raise RuntimeError("llama.cpp refused it (the engine log names the reason)")
-        if not mtmd.mtmd_support_vision(ctx):
-            mtmd.mtmd_free(ctx)
-            raise RuntimeError("it has no vision encoder")
-        return cls(ctx)
-
-    def close(self) -> None:
-        """Free the projector (before its model)."""
-        import llama_cpp.mtmd_cpp as mtmd
-
-        if self._ctx:
-            mtmd.mtmd_free(self._ctx)
-            self._ctx = None
-
-    @contextlib.contextmanager
-    def tokenize(
-        self,
-        text: str,
-        images: Sequence[tuple[str, int, int, bytes]],
-        *,
-        add_special: bool = False,
-    ) -> Iterator[list[MediaChunk]]:
-        """Split ``text`` at mtmd's media markers and turn each image into its tokens.
-
-        Args:
-            text: The prompt, one :func:`media_marker` per image, special tokens parsed.
-            images: ``(digest, width, height, RGB bytes)`` per marker, in order.
-            add_special: Let the tokenizer add BOS.
-
-        Yields:
-            The chunks; image chunks can be evaluated until the context exits.
-
-        Raises:
-            ValueError: markers and images do not pair up, or mtmd could not prepare an image.
-        """
-        import llama_cpp.mtmd_cpp as mtmd
-
-        bitmaps = []
-        chunks = mtmd.mtmd_input_chunks_init()
-        try:
-            for digest, width, height, data in images:
-                buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-                bitmap = mtmd.mtmd_bitmap_init(width, height, buf)
-                if not bitmap:
-                    raise ValueError("an image could not be handed to the projector")
-                mtmd.mtmd_bitmap_set_id(bitmap, digest.encode())
-                bitmaps.append(bitmap)
-            raw = text.encode("utf-8")
-            inp = mtmd.mtmd_input_text()
-            inp.text, inp.text_len = raw, len(raw)
-            inp.add_special, inp.parse_special = add_special, True
-            array = (mtmd.mtmd_bitmap_p_ctypes * max(len(bitmaps), 1))(*bitmaps)
-            code = mtmd.mtmd_tokenize(self._ctx, chunks, ctypes.byref(inp), array, len(bitmaps))
-            if code == 1:
-                raise ValueError("the prompt's image markers do not match the images")
-            if code != 0:
-                raise ValueError(f"the projector could not prepare an image (mtmd error {code})")
-            yield _media_chunks(mtmd, chunks)
-        finally:
-            mtmd.mtmd_input_chunks_free(chunks)
-            for bitmap in bitmaps:
-                mtmd.mtmd_bitmap_free(bitmap)
-
-    def eval_image(self, llm: llama_cpp.Llama, chunk: MediaChunk, n_past: int) -> int:
-        """Encode an image chunk and decode its embeddings at ``n_past``; returns the new end.
-
-        Raises:
-            RuntimeError: encoding or decoding failed (or Stop aborted the decode).
-        """
-        import llama_cpp.mtmd_cpp as mtmd
-
-        new_n_past = lib.llama_pos(0)
-        code = mtmd.mtmd_helper_eval_chunk_single(
-            self._ctx, llm._ctx.ctx, chunk.handle, n_past, 0, llm.n_batch, False,
-            ctypes.byref(new_n_past),
-        )  # fmt: skip
-        if code != 0:
-            raise RuntimeError(f"the image could not be evaluated (mtmd error {code})")
-        return int(new_n_past.value)
-
-
-def media_marker() -> str:
-    """The text mtmd replaces with an image's tokens."""
-    import llama_cpp.mtmd_cpp as mtmd
-
-    return mtmd.mtmd_default_marker().decode("utf-8")
-
-
-def _media_chunks(mtmd: Any, chunks: Any) -> list[MediaChunk]:
-    result: list[MediaChunk] = []
-    seen: dict[bytes, int] = {}  # slices of one image share its id: count them apart
-    for i in range(mtmd.mtmd_input_chunks_size(chunks)):
-        chunk = mtmd.mtmd_input_chunks_get(chunks, i)
-        if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
-            n = ctypes.c_size_t()
-            ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
-            result.append(MediaChunk(tuple(ptr[j] for j in range(n.value))))
-            continue
-        image_id = mtmd.mtmd_input_chunk_get_id(chunk) or b""
-        ordinal = seen.get(image_id, 0)
-        seen[image_id] = ordinal + 1
-        n_pos = int(mtmd.mtmd_input_chunk_get_n_pos(chunk))
-        result.append(MediaChunk(stand_in_ids(image_id, ordinal, n_pos), chunk))
-    return result

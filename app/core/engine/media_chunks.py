@@ -1,6 +1,6 @@
 """The pieces of a tokenized multimodal prompt, as plain data (no llama.cpp here).
 
-:meth:`app.core.engine.llama_ext.Projector.tokenize` yields them; the prompt cache of
+:meth:`app.core.engine.llama_vision.Projector.tokenize` yields them; the prompt cache of
 :mod:`app.core.engine.multimodal` compares their ids with what the context holds.
 """
 

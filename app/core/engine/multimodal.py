@@ -54,7 +54,7 @@ class PreparedImage:
     rgb: bytes
 
     def as_tuple(self) -> tuple[str, int, int, bytes]:
-        """The form ``llama_ext.Projector.tokenize`` takes."""
+        """The form ``llama_vision.Projector.tokenize`` takes."""
         return self.digest, self.width, self.height, self.rgb
 
 
@@ -197,7 +197,7 @@ def count_images(
     Raises:
         HerdError: the placeholders and images do not pair up, or an image is unusable.
     """
-    from app.core.engine import llama_ext
+    from app.core.engine import llama_ext, llama_vision
 
     ids = llama_ext.tokenize(llm, placeholder.encode("utf-8"), special=True)
     found = list(tokens).count(ids[0]) if len(ids) == 1 else -1
@@ -206,7 +206,7 @@ def count_images(
             f"The text has {max(found, 0)} image placeholder(s) for {len(images)} image(s).",
             f"A message's text may not contain {placeholder!r} itself.",
         )
-    marker = llama_ext.media_marker()
+    marker = llama_vision.media_marker()
     try:
         return sum(counter.tokens(projector, marker, path) for path in images)
     except ValueError as exc:  # mtmd could not prepare an image
@@ -232,10 +232,10 @@ def evaluate_prompt(
         HerdError: an image cannot be read or prepared, or the prompt does not fit.
         RuntimeError: evaluation failed or was stopped.
     """
-    from app.core.engine import llama_ext
+    from app.core.engine import llama_ext, llama_vision
 
     prepared = prepare_images(images)
-    text = placeholders_to_markers(prompt, placeholder, llama_ext.media_marker(), len(images))
+    text = placeholders_to_markers(prompt, placeholder, llama_vision.media_marker(), len(images))
     bos = llm.token_bos()
     bos_text = llama_ext.token_bytes(llm, bos, special=True).decode() if bos >= 0 else ""
     add_bos = llama_ext.wants_bos(llm) and not (bos_text and text.startswith(bos_text))
@@ -301,11 +301,11 @@ def segment_chunks(
         HerdError: the format's placeholders and the images do not pair up.
         ValueError: mtmd could not prepare an image.
     """
-    from app.core.engine import llama_ext, prompt_tokens
+    from app.core.engine import llama_vision, prompt_tokens
 
     ids = prompt_tokens.prompt_ids(llm, segments)
     slot = _placeholder_id(llm, placeholder, ids, len(prepared))
-    marker = llama_ext.media_marker()
+    marker = llama_vision.media_marker()
     chunks: list[MediaChunk] = []
     text: list[int] = []
     pending = iter(prepared)

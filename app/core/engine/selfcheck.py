@@ -251,14 +251,14 @@ def explain(attempts: Sequence[Attempt], system_info: str) -> str:
 def _child(model: str, config: EngineConfig) -> int:
     import numpy as np
 
-    from app.core.engine import llama_ext
+    from app.core.engine import llama_devices, llama_ext
     from app.core.settings import LoadSettings, default_threads
 
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # llama.cpp's prints go with its log, never into the verdict
     llama_ext.send_log_to(os.fdopen(2, "wb", buffering=0, closefd=False))
-    devices = [f"{name}: {desc}" for name, desc, *_ in llama_ext.backend_devices()]
-    out.write(json.dumps({"system_info": llama_ext.system_info(), "devices": devices}) + "\n")
+    devices = [f"{name}: {desc}" for name, desc, *_ in llama_devices.backend_devices()]
+    out.write(json.dumps({"system_info": llama_devices.system_info(), "devices": devices}) + "\n")
     settings = LoadSettings(n_ctx=64, n_batch=64, n_ubatch=64, n_threads=default_threads())
     llm = llama_ext.HerdLlama(**llama_ext.llama_kwargs(model, settings, config))
     if os.environ.get("HERD_TEST_CRASH_REPACKED_DECODE") == "1" and config.use_extra_bufts:
@@ -278,15 +278,15 @@ def _child(model: str, config: EngineConfig) -> int:
 
 def _facts() -> int:
     """Print llama.cpp's view of this machine as one JSON line (for ``herd doctor``)."""
-    from app.core.engine import llama_ext
+    from app.core.engine import llama_devices
 
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     devices = [
         {"name": n, "description": d, "type": t, "free_bytes": f, "total_bytes": tot}
-        for n, d, t, f, tot in llama_ext.backend_devices()
+        for n, d, t, f, tot in llama_devices.backend_devices()
     ]
-    facts = {**llama_ext.build_facts(), "devices": devices}
+    facts = {**llama_devices.build_facts(), "devices": devices}
     out.write(json.dumps(facts) + "\n")
     out.flush()
     os._exit(0)

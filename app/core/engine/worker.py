@@ -56,7 +56,7 @@ class Worker:
         self._current = 0
         self._llm: Any = None
         self._load_path = ""
-        self._projector: Any = None  # llama_ext.Projector when the model has one loaded
+        self._projector: Any = None  # llama_vision.Projector when the model has one loaded
         self._image_counter: Any = None
         self._cached_before = 0  # prompt positions found cached (for the prompt speed)
 
@@ -179,10 +179,10 @@ class Worker:
 
     def _load_projector(self, path: str, llm: Any, settings: LoadSettings) -> str:
         """Load the vision projector beside the model; returns why not ("" when loaded)."""
-        from app.core.engine import llama_ext, multimodal
+        from app.core.engine import llama_vision, multimodal
 
         try:
-            self._projector = llama_ext.Projector.load(
+            self._projector = llama_vision.Projector.load(
                 path, llm, use_gpu=settings.n_gpu_layers != 0, flash_attn=settings.flash_attn
             )
         except (RuntimeError, ValueError, OSError) as exc:
@@ -240,9 +240,9 @@ class Worker:
         self.emit(req.id, ev.TokenCount(len(tokens) - len(images) + n_images, n_images))
 
     def _devices(self, req: proto.Request) -> None:
-        from app.core.engine import llama_ext
+        from app.core.engine import llama_devices
 
-        self.emit(req.id, ev.DeviceList(tuple(llama_ext.backend_devices())))
+        self.emit(req.id, ev.DeviceList(tuple(llama_devices.backend_devices())))
 
     def _unload(self, req: proto.Request) -> None:
         self._release()
