@@ -208,3 +208,16 @@ def test_llama_reason(lines: list[str], reason: str) -> None:
     from app.core.engine.worker import llama_reason
 
     assert llama_reason(lines) == reason
+
+
+def test_a_check_that_could_not_run_is_not_kept(tmp_path: Path) -> None:
+    # children that cannot even start Python's side of the check say nothing of llama.cpp
+    paths = _home(tmp_path)
+    broken_env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONNOUSERSITE": "1"}
+    (tmp_path / "numpy.py").write_text("raise ImportError('numpy is broken here')\n")
+    record = selfcheck.ensure_checked(paths, env=broken_env)
+    assert not record.works and not record.conclusive
+    assert all(a.outcome.startswith("failed (exit code") for a in record.attempts)
+    assert "numpy is broken here" in record.cause
+    assert read_record(paths.state) is None  # checked again next time
+    assert selfcheck.ensure_checked(paths).works

@@ -184,6 +184,8 @@ class EngineClient(EngineProcess):
         if record is None or record.fingerprint != fp:
             yield ev.Notice("Checking how llama.cpp runs on this machine (once, about a second)…")
             record = selfcheck.run_self_check(self._paths, fp, env=self._env)
+            if not record.conclusive:  # it says nothing of llama.cpp: check at the next load
+                return record
             write_record(self._paths.state, record)
         self.check = record
         return record

@@ -132,6 +132,17 @@ class CheckRecord:
         """Whether some configuration decodes correctly here."""
         return self.chosen is not None
 
+    @property
+    def conclusive(self) -> bool:
+        """Worth keeping: something worked, or llama.cpp itself crashed or computed garbage.
+
+        A check whose children all failed otherwise (a Python error, a hang, a missing
+        file) says nothing about llama.cpp on this CPU; it is run again next time.
+        """
+        return self.works or any(
+            a.outcome.startswith(("crashed", "gave non-finite")) for a in self.attempts
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (also ``herd doctor --json``'s ``self_check``)."""
         return {

@@ -110,7 +110,8 @@ def ensure_checked(
     if record is not None and record.fingerprint == fp:
         return record
     record = run_self_check(paths, fp, env=env)
-    write_record(paths.state, record)
+    if record.conclusive:
+        write_record(paths.state, record)
     return record
 
 
@@ -238,6 +239,8 @@ def explain(attempts: Sequence[Attempt], system_info: str) -> str:
         how = last.config.describe()
         return f"{path} {first.outcome} on this CPU; {off} (Herd loads models {how})."
     tried = "; ".join(f"{a.config.name}: {a.outcome}" for a in attempts)
+    if last.log_line:
+        tried += f"; last words: {last.log_line}"
     hint = ""
     if any("SIGILL" in a.outcome for a in attempts):
         hint = (
