@@ -286,11 +286,21 @@ class Settings:
         return cls.from_dict(data)
 
     def save_to(self, path: Path) -> None:
-        """Write settings atomically (a temporary file, then a rename)."""
+        """Write settings atomically: a flushed temporary file, then a rename.
+
+        Raises:
+            OSError: it could not be written (a full disk); the old file is left as it was.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(json.dumps(self.to_dict(), indent=2))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _clamped(sampling: SamplingSettings) -> SamplingSettings:

@@ -205,8 +205,15 @@ class MainWindow(QMainWindow):
         return self._settings
 
     def apply_settings(self, settings: Settings) -> None:
-        """Use new settings from the next load or reply on."""
+        """Use new settings from the next load or reply on, and save them at once."""
+        changed = settings != self._settings
         self._settings = settings
+        if changed:  # saved on change (atomically), so a crash never loses one
+            try:
+                settings.save_to(self._paths.config / "settings.json")
+            except OSError as exc:
+                logger.warning("could not save settings: %s", exc)
+                self.statusBar().showMessage(f"Could not save the settings: {exc}", 15_000)
 
     def system_prompt(self) -> str:
         """The system prompt a new conversation starts with (the default preset's)."""

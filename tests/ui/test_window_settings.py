@@ -38,6 +38,10 @@ def test_settings_dialog_changes_the_next_reply(window: MainWindow, qtbot) -> No
     with qtbot.waitSignal(dialog.settings_applied):
         dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     assert window.settings.sampling.max_tokens == 6
+    # saved at once, not at exit: a crash now would not lose it
+    saved = Settings.load_from(window._paths.config / "settings.json")
+    assert saved.sampling.max_tokens == 6
+    assert saved.last_model == str(window.models.path)  # the load was saved too
     window.apply_settings(  # greedy, and a model that never stops early, to count exactly
         Settings(
             load=window.settings.load,
