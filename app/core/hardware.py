@@ -21,13 +21,9 @@ from typing import Any
 import psutil
 
 # The described machines live beside the probe; callers import both from here.
-from app.core.hardware_spec import PROFILE_NAMES as PROFILE_NAMES
-from app.core.hardware_spec import GiB, MiB
-from app.core.hardware_spec import hardware_from_spec as hardware_from_spec
-from app.core.hardware_spec import parse_size as parse_size
-from app.core.hardware_spec import profile as profile
 
 logger = logging.getLogger(__name__)
+KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 
 TOOL_TIMEOUT_S = 5.0
 NVIDIA_SMI_QUERY = [

@@ -1,8 +1,7 @@
 """Machines described rather than probed: sizes people type, ``herd plan`` flags, profiles.
 
-Everything here is re-exported by :mod:`app.core.hardware`, which is where callers import
-it from. This module needs that one's value objects only when a function runs, so the two
-import each other without a cycle at import time.
+Built on :mod:`app.core.hardware`'s value objects (one direction only: the probe never
+needs a described machine).
 """
 
 from __future__ import annotations
@@ -11,14 +10,19 @@ import functools
 import re
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from app.core.errors import HardwareSpecError
-
-if TYPE_CHECKING:
-    from app.core.hardware import Hardware
-
-KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
+from app.core.hardware import (
+    Backend,
+    Device,
+    GiB,
+    Hardware,
+    KiB,
+    MiB,
+    TiB,
+    apple_working_set_limit,
+    physical_cores,
+)
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
 _UNITS = {"b": 1, "kb": KiB, "mb": MiB, "gb": GiB, "tb": TiB}
@@ -60,8 +64,6 @@ def hardware_from_spec(
         HardwareSpecError: a size or the core count is not positive, or VRAM is given
             with ``unified``.
     """
-    from app.core.hardware import Backend, Device, Hardware, physical_cores
-
     if ram <= 0 or any(size <= 0 for size in vram):
         raise HardwareSpecError("Memory sizes must be more than zero.", "Give sizes like 24GB.")
     if unified and vram:
@@ -82,7 +84,6 @@ def hardware_from_spec(
 
 
 def _mac(chip: str, memsize: int, available: int, cores: int, cpu: str = "") -> Hardware:
-    from app.core.hardware import Backend, Device, Hardware, apple_working_set_limit
 
     limit = apple_working_set_limit(memsize, 0)
     gpu = Device("Metal", Backend.METAL, chip, memsize, min(limit, available))
@@ -100,7 +101,6 @@ def _mac(chip: str, memsize: int, available: int, cores: int, cpu: str = "") -> 
 def _pc(
     gpu: tuple[str, int, int] | None, ram: int, available: int, cores: int, cpu: str
 ) -> Hardware:
-    from app.core.hardware import Backend, Device, Hardware
 
     devices = (Device("CUDA0", Backend.CUDA, *gpu),) if gpu else ()
     return Hardware(devices, ram, available, cores, cpu_description=cpu)

@@ -10,7 +10,7 @@ from app.core.placement import LayerCosts, Placement
 from app.core.settings import KVType
 
 if TYPE_CHECKING:
-    from app.core.planner import DevicePlan, Plan
+    from app.core.plan_result import DevicePlan, Plan
 
 BAR = 40  # characters of a memory bar
 

@@ -1,16 +1,41 @@
 """The main window's menu bar and its shortcuts (Ctrl+N, Ctrl+K, Esc, ...)."""
 
+# ruff: noqa: D102 - MenuHost's methods are the window's, documented there
+
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QMenuBar
 
 if TYPE_CHECKING:
-    from app.ui.main_window import MainWindow
+    from app.ui.bridge import EngineBridge
+    from app.ui.conversations import ConversationController
+    from app.ui.model_bar import ModelBar
+    from app.ui.model_controller import ModelController
+    from app.ui.sidebar import ConversationSidebar
+
+
+class MenuHost(Protocol):
+    """What the menus act on: the main window, described by what it offers (no import of it)."""
+
+    conversations: ConversationController
+    sidebar: ConversationSidebar
+    model_bar: ModelBar
+    models: ModelController
+    bridge: EngineBridge
+
+    def menuBar(self) -> QMenuBar: ...
+    def addAction(self, action: QAction) -> None: ...
+    def close(self) -> bool: ...
+    def export_open_chat(self, fmt: str) -> None: ...
+    def open_model_manager(self) -> Any: ...
+    def open_settings(self) -> Any: ...
+    def open_system_prompt(self) -> Any: ...
+    def stop_reply(self) -> None: ...
 
 
 def _add(
@@ -23,7 +48,7 @@ def _add(
     return action
 
 
-def build_menus(window: MainWindow) -> None:
+def build_menus(window: MenuHost) -> None:
     """Chat, Model and Settings menus, and Esc to stop a reply from anywhere in the window."""
     bar = window.menuBar()
     chat = bar.addMenu("&Chat")
@@ -44,7 +69,7 @@ def build_menus(window: MainWindow) -> None:
     _add(settings, "&Preferences…", window.open_settings, "Ctrl+,")
     _add(settings, "System prompt for this chat…", window.open_system_prompt)
 
-    stop = QAction("Stop reply", window)
+    stop = QAction("Stop reply", window)  # type: ignore[call-overload]  # a QMainWindow
     stop.setShortcut(QKeySequence(Qt.Key.Key_Escape))
     stop.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
     stop.triggered.connect(window.stop_reply)

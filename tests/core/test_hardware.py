@@ -32,9 +32,9 @@ from app.core.hardware import (
     parse_nvidia_smi,
     parse_sysctl,
     probe_hardware,
-    profile,
     run_tool,
 )
+from app.core.hardware_spec import profile
 
 DATA = Path(__file__).parent / "data" / "hardware"
 

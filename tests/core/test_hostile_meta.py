@@ -16,7 +16,7 @@ from gguf import GGUFValueType
 
 from app.core.errors import HerdError, ModelFileError
 from app.core.gguf import BadMetadataError, check_metadata, read_gguf
-from app.core.hardware import hardware_from_spec
+from app.core.hardware_spec import hardware_from_spec
 from app.core.kv_estimate import model_shape
 from app.core.planner import make_plan
 from tests.fixtures.gguf_rewrite import Value, rewrite_gguf

@@ -13,14 +13,12 @@ from app.core.chat.llama4_format import (
     EOT,
     IMAGE,
     STOP_TOKENS,
-    PromptFormat,
-    PromptFormatKind,
     join_segments,
     render_llama4,
     render_llama4_segments,
-    select_prompt_format,
 )
 from app.core.chat.messages import ChatMessage, Role, to_template_dicts
+from app.core.chat.prompt_format import PromptFormat, PromptFormatKind, select_prompt_format
 from app.core.errors import HerdError, TemplateError
 
 S, U, A, T = Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.IPYTHON

@@ -16,8 +16,8 @@ import pytest
 
 from app.core.chat import template_probe
 from app.core.chat.formats import choose_format
-from app.core.chat.llama4_format import PromptFormatKind
 from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.prompt_format import PromptFormatKind
 from app.core.chat.template_check import (
     check_model_template,
     compare_with_llama4,

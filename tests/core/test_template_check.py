@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from app.core.chat.formats import choose_format
-from app.core.chat.llama4_format import PromptFormatKind, render_llama4
+from app.core.chat.llama4_format import render_llama4
 from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.prompt_format import PromptFormatKind
 from app.core.chat.template_check import (
     PROBE_MESSAGES,
     check_model_template,

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from app.core import events as ev
-from app.core.chat.llama4_format import PromptFormat, PromptFormatKind, render_llama4
+from app.core.chat.llama4_format import render_llama4
 from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.prompt_format import PromptFormat, PromptFormatKind
 from app.core.engine.client import EngineClient
 from app.core.gguf import read_gguf
 from app.core.jobs import CancelToken

@@ -24,12 +24,12 @@ from app.core.chat.llama4_format import (
     BEGIN_OF_TEXT,
     EOT,
     IMAGE,
-    PromptFormat,
     join_segments,
     render_llama4,
     render_llama4_segments,
 )
 from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.prompt_format import PromptFormat
 from app.core.chat.template_check import render_chat_template, render_chat_template_segments
 from app.core.engine.client import EngineClient
 from app.core.engine.engine_config import EngineConfig

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from app.core import events as ev
-from app.core.chat.llama4_format import PromptFormatKind
 from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.prompt_format import PromptFormatKind
 from app.core.engine.client import EngineClient
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings

@@ -1,0 +1,186 @@
+"""A loaded model's prompt format: Herd's Llama 4 renderer, the GGUF's own template, or none.
+
+Llama 4 always gets Herd's renderer of the official format (:mod:`llama4_format`); another
+model gets its own embedded template, rendered in the bounded sandbox
+(:mod:`template_check`), or plain completion when it has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from app.core.chat.llama4_format import (
+    BEGIN_OF_TEXT,
+    EOT,
+    LLAMA4_FORMAT_NAME,
+    STOP_TOKENS,
+    Segment,
+    join_segments,
+    render_llama4_segments,
+)
+from app.core.chat.messages import ChatMessage
+from app.core.chat.template_check import render_chat_template_segments
+from app.core.errors import TemplateError
+
+
+class PromptFormatKind(Enum):
+    """Where a model's prompt text comes from."""
+
+    LLAMA4 = "llama4"
+    """Herd's own renderer of Llama 4's official format."""
+    MODEL_TEMPLATE = "model_template"
+    """The Jinja chat template embedded in the GGUF (``tokenizer.chat_template``)."""
+    COMPLETION_ONLY = "completion_only"
+    """No chat template at all: plain text completion only."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFormat:
+    """How to turn a conversation into prompt text for one model.
+
+    Plain data (no callables), so it can be sent to the engine process as is.
+
+    Attributes:
+        name: Shown to people, e.g. "Llama 4 (official)" or "model's own template".
+        kind: Which renderer is used.
+        stop_strings: Text that ends generation, besides the model's end-of-generation tokens.
+        template: The Jinja source, for :attr:`PromptFormatKind.MODEL_TEMPLATE` only.
+        bos_token: The model's BOS text, passed to its template as ``bos_token``.
+        eos_token: The model's EOS text, passed to its template as ``eos_token``.
+    """
+
+    name: str
+    kind: PromptFormatKind
+    stop_strings: tuple[str, ...] = ()
+    template: str | None = None
+    bos_token: str = ""
+    eos_token: str = ""
+
+    @classmethod
+    def llama4(cls) -> PromptFormat:
+        """Herd's renderer of Llama 4's official format."""
+        return cls(
+            name=LLAMA4_FORMAT_NAME,
+            kind=PromptFormatKind.LLAMA4,
+            stop_strings=STOP_TOKENS,
+            bos_token=BEGIN_OF_TEXT,
+            eos_token=EOT,
+        )
+
+    @classmethod
+    def from_model_template(
+        cls,
+        template: str,
+        *,
+        bos_token: str = "",
+        eos_token: str = "",
+        stop_strings: Sequence[str] = (),
+        name: str = "the model's own chat template",
+    ) -> PromptFormat:
+        """The GGUF's own Jinja chat template, rendered in a sandbox.
+
+        Args:
+            template: ``tokenizer.chat_template`` from the GGUF.
+            bos_token: The text of the model's BOS token.
+            eos_token: The text of the model's EOS token; it is also a stop string.
+            stop_strings: More stop strings (e.g. the template's end-of-turn marker).
+            name: Shown to people.
+
+        Raises:
+            TemplateError: The template is empty.
+        """
+        if not template or not template.strip():
+            raise TemplateError(
+                "The model's chat template is empty.",
+                "Use plain completion with this model.",
+            )
+        stops = tuple(dict.fromkeys(s for s in (*stop_strings, eos_token) if s))
+        return cls(
+            name=name,
+            kind=PromptFormatKind.MODEL_TEMPLATE,
+            stop_strings=stops,
+            template=template,
+            bos_token=bos_token,
+            eos_token=eos_token,
+        )
+
+    @classmethod
+    def completion_only(cls, *, eos_token: str = "") -> PromptFormat:
+        """For a model without a chat template: chat is refused, completion works."""
+        return cls(
+            name="plain completion (no chat template)",
+            kind=PromptFormatKind.COMPLETION_ONLY,
+            stop_strings=(eos_token,) if eos_token else (),
+            eos_token=eos_token,
+        )
+
+    @property
+    def supports_chat(self) -> bool:
+        """Whether :meth:`render` can turn a conversation into a prompt."""
+        return self.kind is not PromptFormatKind.COMPLETION_ONLY
+
+    def render(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+        """Render a conversation into prompt text (:meth:`render_segments`, joined).
+
+        Raises:
+            TemplateError: The model has no chat template, the conversation breaks the
+                format, or the model's template fails.
+        """
+        return join_segments(
+            self.render_segments(messages, add_generation_prompt=add_generation_prompt)
+        )
+
+    def render_segments(
+        self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True
+    ) -> list[Segment]:
+        """Render a conversation as format text and message contents (see :data:`Segment`).
+
+        Raises:
+            TemplateError: The model has no chat template, the conversation breaks the
+                format, or the model's template fails.
+        """
+        if self.kind is PromptFormatKind.LLAMA4:
+            return render_llama4_segments(messages, add_generation_prompt=add_generation_prompt)
+        if self.kind is PromptFormatKind.MODEL_TEMPLATE and self.template is not None:
+            return render_chat_template_segments(
+                self.template,
+                messages,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
+        raise TemplateError(
+            "This model has no chat template; use plain completion.",
+            "Switch to completion mode, or load an instruction-tuned model that ships a "
+            "chat template.",
+        )
+
+
+def select_prompt_format(
+    architecture: str,
+    chat_template: str | None,
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+) -> PromptFormat:
+    """Pick the prompt format for a model; never another model's format by accident.
+
+    A Llama 4 model always gets Herd's renderer (its embedded template can be checked
+    against it with ``template_check.compare_with_llama4``). Any other model gets its own
+    embedded template, or plain completion only when it has none.
+
+    Args:
+        architecture: ``general.architecture`` from the GGUF.
+        chat_template: ``tokenizer.chat_template`` from the GGUF, if any.
+        bos_token: The text of the model's BOS token.
+        eos_token: The text of the model's EOS token.
+    """
+    if architecture.strip().lower() == "llama4":
+        return PromptFormat.llama4()
+    if chat_template and chat_template.strip():
+        return PromptFormat.from_model_template(
+            chat_template, bos_token=bos_token, eos_token=eos_token
+        )
+    return PromptFormat.completion_only(eos_token=eos_token)
