@@ -18,7 +18,7 @@ from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
 from app.core.engine.client import EngineClient
 from app.core.errors import HerdError
-from app.core.gguf import GGUFInfo, describe, find_projector, read_gguf, require_supported
+from app.core.gguf.info import GGUFInfo, describe, find_projector, read_gguf, require_supported
 from app.core.jobs import CancelToken
 from app.core.load import (
     LoadRequest,
@@ -32,7 +32,7 @@ from app.core.load import (
 )
 from app.core.model_wishes import WISHES_FILE, WishStore
 from app.core.paths import AppPaths
-from app.core.plan_text import describe as describe_plan
+from app.core.plan.words import describe as describe_plan
 from app.core.settings import Settings
 from app.core.vision import check_image
 from app.machine_args import described_hardware, wishes_from_args

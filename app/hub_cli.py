@@ -122,7 +122,7 @@ def run_pull(
 
 
 def _print_quants(service: HubService, quants: RepoQuants, *, planned: bool) -> None:
-    from app.core.hardware import probe_hardware
+    from app.core.hardware.probe import probe_hardware
 
     hardware = probe_hardware()
     judged, best = verdicts(quants, hardware)
@@ -139,7 +139,7 @@ def _print_quants(service: HubService, quants: RepoQuants, *, planned: bool) -> 
 
 
 def _best(quants: RepoQuants) -> QuantOption:
-    from app.core.hardware import probe_hardware
+    from app.core.hardware.probe import probe_hardware
 
     judged, best = verdicts(quants, probe_hardware())
     if best is None:

@@ -11,8 +11,8 @@ import argparse
 import dataclasses
 
 from app.core.errors import HerdError
-from app.core.hardware import Hardware
-from app.core.hardware_spec import hardware_from_spec, parse_size
+from app.core.hardware.probe import Hardware
+from app.core.hardware.spec import hardware_from_spec, parse_size
 from app.core.model_wishes import ModelWishes
 from app.core.settings import KVType
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from app import machine_args
 from app.core.engine.client import EngineClient
 from app.core.errors import HerdError
-from app.core.gguf import read_gguf, require_supported
+from app.core.gguf.info import read_gguf, require_supported
 from app.core.load import LoadRequest, machine, plan_for
 from app.core.model_wishes import WISHES_FILE, WishStore
 from app.core.paths import AppPaths
-from app.core.plan_search import DEFAULT_MAX_AUTO_CTX
-from app.core.plan_text import describe
+from app.core.plan.search import DEFAULT_MAX_AUTO_CTX
+from app.core.plan.words import describe
 from app.machine_args import described_hardware, wishes_from_args
 
 EXIT_OK = 0

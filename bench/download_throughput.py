@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.core.hardware_spec import parse_size  # noqa: E402
+from app.core.hardware.spec import parse_size  # noqa: E402
 from app.core.hub.client import HubClient, HubConfig, RemoteFile  # noqa: E402
 from app.core.hub.download import Downloader  # noqa: E402
 from app.core.hub.jobs import DownloadControl, DownloadDone, DownloadRequest  # noqa: E402

@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 from PySide6.QtGui import QPalette  # noqa: E402
 from PySide6.QtWidgets import QApplication, QStyleFactory  # noqa: E402
 
-from app.core.hardware_spec import profile  # noqa: E402
-from app.core.planner import Wishes  # noqa: E402
+from app.core.hardware.spec import profile  # noqa: E402
+from app.core.plan.planner import Wishes  # noqa: E402
 from app.ui.offload_panel import OffloadPanel  # noqa: E402
 from app.ui.theme import dark_palette  # noqa: E402
 from tests.fixtures.real_layouts import scout_q4_k_m  # noqa: E402
@@ -33,7 +33,6 @@ log = logging.getLogger("offload_screenshots")
 PROFILES = ("rtx4090-64gb", "m3-ultra-192gb")
 CTX = 131_072
 SIZE = (900, 840)
-
 
 
 def shoot(app: QApplication, out: Path, name: str, palette: QPalette) -> Path:

@@ -22,12 +22,12 @@ from typing import Any
 import psutil
 
 from app.core import events as ev
-from app.core.cpu_info import probe_cpu
 from app.core.demo import demo_model_path
 from app.core.engine import selfcheck
 from app.core.engine.engine_config import CheckRecord
 from app.core.errors import HerdError
-from app.core.hardware import probe_hardware
+from app.core.hardware.cpu import probe_cpu
+from app.core.hardware.probe import probe_hardware
 from app.core.jobs import CancelToken
 from app.core.load import LoadRequest, load_model
 from app.core.model_wishes import ModelWishes

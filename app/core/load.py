@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from app.core import events as ev
 from app.core.errors import HerdError
-from app.core.gguf import GGUFInfo, read_gguf, require_supported
-from app.core.hardware import Hardware, merge_engine_devices, probe_hardware
+from app.core.gguf.info import GGUFInfo, read_gguf, require_supported
+from app.core.hardware.probe import Hardware, merge_engine_devices, probe_hardware
 from app.core.jobs import CancelToken
 from app.core.model_wishes import ModelWishes
-from app.core.planner import Plan, make_plan
+from app.core.plan.planner import Plan, make_plan
 from app.core.settings import LoadSettings
 
 if TYPE_CHECKING:

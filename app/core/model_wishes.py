@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.plan_search import Wishes
+from app.core.plan.search import Wishes
 from app.core.settings import KVType
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QLabel, QWidget
 
 from app.core.hub.jobs import DownloadProgress
-from app.core.plan_text import size as fmt_size
+from app.core.plan.words import size as fmt_size
 from app.ui.hub_bridge import HubBridge
 
 

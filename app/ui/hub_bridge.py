@@ -19,7 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from app.core.errors import HerdError
-from app.core.hardware import Hardware, probe_hardware
+from app.core.hardware.probe import Hardware, probe_hardware
 from app.core.hub import catalog, library
 from app.core.hub.catalog import RepoQuants
 from app.core.hub.download import discard_partials

@@ -16,11 +16,11 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow
 
 from app.core import events as ev
 from app.core.errors import HerdError
-from app.core.gguf import read_gguf
-from app.core.hardware import probe_hardware
+from app.core.gguf.info import read_gguf
+from app.core.hardware.probe import probe_hardware
 from app.core.load import LoadRequest, Planned, summary
 from app.core.model_wishes import ModelWishes, WishStore
-from app.core.planner import Wishes
+from app.core.plan.planner import Wishes
 from app.core.settings import LoadSettings, Settings, TemplateChoice
 from app.ui.banners import CrashBanner, TemplateNotice
 from app.ui.bridge import EngineBridge

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import HerdError
-from app.core.hardware import Hardware
+from app.core.hardware.probe import Hardware
 from app.core.hub.catalog import CURATED
 from app.core.hub.jobs import DownloadRequest
 from app.core.hub.service import HubService

@@ -3,7 +3,7 @@
 A memory map per device (a stacked bar: dense weights, routed experts, KV cache, compute
 buffers, free), the context length and KV type with their cost, a slider for the routed
 experts kept on the GPU, the predicted decode speed, the verdict and the plan's reasons.
-Every change re-plans with :func:`app.core.planner.make_plan` (a few ms), coalesced by a
+Every change re-plans with :func:`app.core.plan.planner.make_plan` (a few ms), coalesced by a
 0 ms single-shot timer so a dragged slider plans once per event-loop pass.
 """
 
@@ -30,10 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.gguf import GGUFInfo
-from app.core.hardware import Hardware
-from app.core.kv_estimate import kv_cache, model_shape
-from app.core.planner import Plan, Wishes, make_plan
+from app.core.gguf.info import GGUFInfo
+from app.core.hardware.probe import Hardware
+from app.core.plan.kv_estimate import kv_cache, model_shape
+from app.core.plan.planner import Plan, Wishes, make_plan
 from app.core.settings import KVType
 from app.ui.memory_map import DeviceMapWidget, LegendWidget, gib
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.core.cpu_info import parse_cpuinfo, parse_sysctl_features
 from app.core.doctor import llama_cpu_features
+from app.core.hardware.cpu import parse_cpuinfo, parse_sysctl_features
 
 SAPPHIRE_RAPIDS = """processor\t: 0
 vendor_id\t: GenuineIntel

@@ -1,4 +1,4 @@
-"""Tests for app.core.gguf on small GGUF files written with the gguf package."""
+"""Tests for app.core.gguf.info on small GGUF files written with the gguf package."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType
 
 from app.core.errors import ModelFileError, UnsupportedModelError
-from app.core.gguf import (
+from app.core.gguf.info import (
     ArraySummary,
     GGUFInfo,
     TensorGroup,

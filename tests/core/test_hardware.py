@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from app.core.hardware import (
+from app.core.hardware.probe import (
     GGML_DEVICE_ACCEL,
     GGML_DEVICE_CPU,
     GGML_DEVICE_GPU,
@@ -34,7 +34,7 @@ from app.core.hardware import (
     probe_hardware,
     run_tool,
 )
-from app.core.hardware_spec import profile
+from app.core.hardware.spec import profile
 
 DATA = Path(__file__).parent / "data" / "hardware"
 

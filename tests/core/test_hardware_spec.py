@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.core.errors import HardwareSpecError, HerdError
-from app.core.hardware import Backend, GiB, MiB, physical_cores
-from app.core.hardware_spec import PROFILE_NAMES, hardware_from_spec, parse_size, profile
+from app.core.hardware.probe import Backend, GiB, MiB, physical_cores
+from app.core.hardware.spec import PROFILE_NAMES, hardware_from_spec, parse_size, profile
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,10 @@ import pytest
 from gguf import GGUFValueType
 
 from app.core.errors import HerdError, ModelFileError
-from app.core.gguf import BadMetadataError, check_metadata, read_gguf
-from app.core.hardware_spec import hardware_from_spec
-from app.core.kv_estimate import model_shape
-from app.core.planner import make_plan
+from app.core.gguf.info import BadMetadataError, check_metadata, read_gguf
+from app.core.hardware.spec import hardware_from_spec
+from app.core.plan.kv_estimate import model_shape
+from app.core.plan.planner import make_plan
 from tests.fixtures.gguf_rewrite import Value, rewrite_gguf
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -86,5 +86,5 @@ def test_the_finder_finds_a_cycle() -> None:
 
 def test_app_has_no_import_cycles() -> None:
     graph = import_graph()
-    assert "app.core.load" in graph and "app.core.planner" in graph["app.core.load"]
+    assert "app.core.load" in graph and "app.core.plan.planner" in graph["app.core.load"]
     assert find_cycles(graph) == []

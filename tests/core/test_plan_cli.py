@@ -70,7 +70,7 @@ def test_plan_refuses_what_chat_refuses(
     tmp_path: Path, tiny_scout: Path, tiny_llama4_broken: Path, arch: str
 ) -> None:
     from app.core.errors import UnsupportedModelError
-    from app.core.gguf import read_gguf, require_supported
+    from app.core.gguf.info import read_gguf, require_supported
 
     if arch == "llama4-2-layers":  # no global-attention layer: llama.cpp aborts on it
         model = tiny_llama4_broken

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from app.core import bandwidth
 from app.core.errors import UnsupportedModelError
-from app.core.gguf import GGUFInfo, TensorGroup, read_gguf
-from app.core.hardware import Backend, Device, Hardware
-from app.core.kv_estimate import kv_cache, model_shape, pad_ctx
-from app.core.plan_search import DEFAULT_MAX_AUTO_CTX
-from app.core.plan_text import describe, layer_list
-from app.core.planner import Plan, Wishes, experts_pattern, make_plan, margin
+from app.core.gguf.info import GGUFInfo, TensorGroup, read_gguf
+from app.core.hardware.probe import Backend, Device, Hardware
+from app.core.plan import bandwidth
+from app.core.plan.kv_estimate import kv_cache, model_shape, pad_ctx
+from app.core.plan.planner import Plan, Wishes, experts_pattern, make_plan, margin
+from app.core.plan.search import DEFAULT_MAX_AUTO_CTX
+from app.core.plan.words import describe, layer_list
 from app.core.settings import KVType, LoadSettings
 from tests.fixtures import real_layouts
 
@@ -31,7 +31,7 @@ def _apple(chip: str, ram_gib: int, limit_gib: int, available_gib: int, cores: i
 
 
 # The five machines of the issue, as the probes would describe them (built here, so these
-# tests do not depend on app.core.hardware's own profiles).
+# tests do not depend on app.core.hardware.probe's own profiles).
 PROFILES: dict[str, Hardware] = {
     "rtx4090": Hardware(
         (Device("CUDA0", Backend.CUDA, "NVIDIA GeForce RTX 4090", 25_757_220_864, 25_200_000_000),),
@@ -381,7 +381,7 @@ def test_a_file_without_layers_is_refused() -> None:
 
 def _dense_llama() -> GGUFInfo:
     """A small dense Llama (4 layers, 256 wide, 2 KV heads of 64) built in memory."""
-    from app.core.gguf import TensorInfo
+    from app.core.gguf.info import TensorInfo
 
     tensors, offset = [], 0
 

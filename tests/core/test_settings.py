@@ -180,4 +180,3 @@ def test_sampling_from_dict_keeps_the_wire_values() -> None:
     """The engine gets exactly what it was sent; only a settings file is clamped."""
     wire = SamplingSettings(top_k=500, max_tokens=100_000).to_dict()
     assert SamplingSettings.from_dict(wire) == SamplingSettings(top_k=500, max_tokens=100_000)
-

@@ -26,7 +26,7 @@ from app.core.chat.template_check import (
 from app.core.chat.template_probe import ProbeVerdict
 from app.core.chat.template_sandbox import compile_template
 from app.core.errors import TemplateError
-from app.core.gguf import GGUFInfo
+from app.core.gguf.info import GGUFInfo
 from app.core.settings import TemplateChoice
 
 try:

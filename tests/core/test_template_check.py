@@ -21,7 +21,7 @@ from app.core.chat.template_check import (
 )
 from app.core.chat.template_probe import ProbeVerdict
 from app.core.errors import TemplateError
-from app.core.gguf import GGUFInfo
+from app.core.gguf.info import GGUFInfo
 from app.core.settings import TemplateChoice
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "llama4_chat_template.jinja"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.core.engine.client import EngineClient
-from app.core.hardware import GGML_DEVICE_CPU, Hardware, merge_engine_devices
+from app.core.hardware.probe import GGML_DEVICE_CPU, Hardware, merge_engine_devices
 from app.core.paths import AppPaths
 from tests.engine.child import run_in_child
 

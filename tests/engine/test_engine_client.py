@@ -21,7 +21,7 @@ from app.core.chat.llama4_format import render_llama4
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.prompt_format import PromptFormat, PromptFormatKind
 from app.core.engine.client import EngineClient
-from app.core.gguf import read_gguf
+from app.core.gguf.info import read_gguf
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings

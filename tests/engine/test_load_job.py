@@ -13,9 +13,9 @@ import pytest
 from app.core import events as ev
 from app.core.engine.client import EngineClient
 from app.core.engine.engine_config import EngineConfig
-from app.core.gguf import read_gguf
-from app.core.hardware import GiB
-from app.core.hardware_spec import hardware_from_spec
+from app.core.gguf.info import read_gguf
+from app.core.hardware.probe import GiB
+from app.core.hardware.spec import hardware_from_spec
 from app.core.load import LoadRequest, Planned, applied, load_model, plan_for, settings_json
 from app.core.model_wishes import ModelWishes
 from app.core.paths import AppPaths

@@ -10,11 +10,11 @@ import pytest
 from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
 from app.core.engine.client import EngineClient
-from app.core.gguf import TensorGroup, read_gguf
-from app.core.hardware import GiB
-from app.core.hardware_spec import hardware_from_spec
+from app.core.gguf.info import TensorGroup, read_gguf
+from app.core.hardware.probe import GiB
+from app.core.hardware.spec import hardware_from_spec
 from app.core.paths import AppPaths
-from app.core.planner import Wishes, make_plan
+from app.core.plan.planner import Wishes, make_plan
 from app.core.settings import SamplingSettings
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from app.core.engine.engine_config import EngineConfig
-from app.core.gguf import read_gguf
-from app.core.hardware import Hardware
-from app.core.kv_estimate import compute_buffer_bytes, kv_cache, model_shape
-from app.core.planner import Plan, Wishes, make_plan
+from app.core.gguf.info import read_gguf
+from app.core.hardware.probe import Hardware
+from app.core.plan.kv_estimate import compute_buffer_bytes, kv_cache, model_shape
+from app.core.plan.planner import Plan, Wishes, make_plan
 from tests.engine.child import Lazy, herd_llama, run_in_child
 from tests.fixtures import real_layouts
 

@@ -33,7 +33,7 @@ from app.core.chat.prompt_format import PromptFormat
 from app.core.chat.template_check import render_chat_template, render_chat_template_segments
 from app.core.engine.client import EngineClient
 from app.core.engine.engine_config import EngineConfig
-from app.core.gguf import read_gguf
+from app.core.gguf.info import read_gguf
 from app.core.settings import LoadSettings, SamplingSettings
 from tests.engine.child import Lazy, herd_llama, run_in_child
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.hardware import Backend, Device, Hardware
+from app.core.hardware.probe import Backend, Device, Hardware
 from app.core.hub.catalog import CURATED, group_quants, quant_name, repo_quants, search
 from app.core.hub.client import HubClient, HubConfig, RemoteFile, RepoListing
 from app.core.hub.download import Downloader

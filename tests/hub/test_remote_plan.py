@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from app.core.gguf import read_gguf
-from app.core.hardware import Backend, Device, Hardware
+from app.core.gguf.info import read_gguf
+from app.core.hardware.probe import Backend, Device, Hardware
 from app.core.hub.catalog import repo_quants
 from app.core.hub.remote_plan import plan_quant
 from app.core.hub.verdict import Fit
-from app.core.planner import make_plan
+from app.core.plan.planner import make_plan
 from tests.fixtures import real_layouts
 from tests.hub.hub_server import HubFile, HubRepo
 

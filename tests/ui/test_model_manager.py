@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QProgressBar
 
-from app.core.hardware import Backend, Device, Hardware
+from app.core.hardware.probe import Backend, Device, Hardware
 from app.core.hub import library
 from app.core.hub.jobs import DownloadQueue, JobState
 from app.core.hub.service import HubService

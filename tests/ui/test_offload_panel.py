@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.hardware_spec import profile
-from app.core.planner import Wishes, make_plan
+from app.core.hardware.spec import profile
+from app.core.plan.planner import Wishes, make_plan
 from app.core.settings import KVType
 from app.ui.memory_map import gib
 from app.ui.offload_panel import OffloadDialog, OffloadPanel, context_steps

@@ -29,8 +29,8 @@ from app.core.engine.engine_config import SAFE as SAFE_CONFIG
 from app.core.engine.engine_config import CheckRecord, read_record, write_record
 from app.core.engine.process import LOG_TAIL_LINES, POLL_S, EngineProcess
 from app.core.errors import EngineCrashedError, EngineError, HerdError
-from app.core.gguf import GGUFInfo, find_projector, read_gguf, require_supported
-from app.core.hardware import Device, devices_from_ggml
+from app.core.gguf.info import GGUFInfo, find_projector, read_gguf, require_supported
+from app.core.hardware.probe import Device, devices_from_ggml
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.core.cpu_info import CpuInfo, probe_cpu
 from app.core.engine.engine_config import (
     CANDIDATES,
     Attempt,
@@ -37,6 +36,7 @@ from app.core.engine.engine_config import (
     write_record,
 )
 from app.core.engine.probe_model import probe_model_path
+from app.core.hardware.cpu import CpuInfo, probe_cpu
 from app.core.paths import AppPaths
 
 logger = logging.getLogger(__name__)

@@ -55,7 +55,7 @@ from app.core.hub.transfer import (
     write_all,
 )
 from app.core.jobs import CancelToken
-from app.core.plan_text import size as fmt_size
+from app.core.plan.words import size as fmt_size
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.errors import HerdError
-from app.core.gguf import split_parts
+from app.core.gguf.info import split_parts
 from app.core.hub import cache as hub_cache
 from app.core.hub.catalog import SPLIT_RE, is_projector, quant_name
 from app.core.hub.errors import HubError

@@ -2,7 +2,7 @@
 
 A GGUF's header (metadata, tokenizer, tensor inventory) is its first few MB. Herd fetches
 each part's header with an HTTP Range request into a sparse file of the part's full size,
-so :func:`~app.core.gguf.read_gguf` sees the real layout and :func:`make_plan` gives the
+so :func:`~app.core.gguf.info.read_gguf` sees the real layout and :func:`make_plan` gives the
 same plan it will give for the downloaded file. Headers are kept under ``folder`` (a few
 MB per quant), so asking again costs no network. Where sparse files do not exist
 (Windows), the caller keeps the size-based estimate of :mod:`app.core.hub.verdict`.
@@ -15,15 +15,15 @@ import os
 from pathlib import Path, PurePosixPath
 
 from app.core.errors import ModelFileError
-from app.core.gguf import read_gguf
-from app.core.gguf_reader import read_part
-from app.core.hardware import Hardware
+from app.core.gguf.info import read_gguf
+from app.core.gguf.reader import read_part
+from app.core.hardware.probe import Hardware
 from app.core.hub import cache as hub_cache
 from app.core.hub.catalog import QuantOption
 from app.core.hub.client import HubClient, RemoteFile
 from app.core.hub.errors import HubError
 from app.core.hub.verdict import Fit, Verdict
-from app.core.planner import Plan, Wishes, make_plan
+from app.core.plan.planner import Plan, Wishes, make_plan
 
 logger = logging.getLogger(__name__)
 

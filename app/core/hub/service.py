@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core.hardware import Hardware
+from app.core.hardware.probe import Hardware
 from app.core.hub.catalog import QuantOption, RepoQuants, repo_quants
 from app.core.hub.client import HubClient, HubConfig
 from app.core.hub.download import Downloader, FreeSpace, free_space
@@ -15,7 +15,7 @@ from app.core.hub.remote_plan import plan_quant
 from app.core.hub.token import TokenStore
 from app.core.hub.verdict import Verdict, judge, recommend
 from app.core.paths import AppPaths
-from app.core.planner import Plan
+from app.core.plan.planner import Plan
 
 
 @dataclass

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.core.bandwidth import cpu_bandwidth, gpu_bandwidth
-from app.core.hardware import Hardware
-from app.core.plan_search import Wishes, margin
-from app.core.plan_text import size as fmt_size
+from app.core.hardware.probe import Hardware
+from app.core.plan.bandwidth import cpu_bandwidth, gpu_bandwidth
+from app.core.plan.search import Wishes, margin
+from app.core.plan.words import size as fmt_size
 
 GiB = 1 << 30
 RESERVE = 2 * GiB  # KV cache and compute buffers for a chat-sized context

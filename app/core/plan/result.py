@@ -1,6 +1,6 @@
 """A plan's value objects: how to load one model on one machine, per device, and why.
 
-Made by :func:`app.core.planner.make_plan`; read by its words (:mod:`app.core.plan_text`),
+Made by :func:`app.core.plan.planner.make_plan`; read by its words (:mod:`app.core.plan.words`),
 the load job, the dialog and ``herd plan``.
 """
 

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
 from app.core.errors import ModelFileError
-from app.core.gguf_types import ArraySummary, TensorInfo
+from app.core.gguf.types import ArraySummary, TensorInfo
 
 SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 _MAGIC = b"GGUF"

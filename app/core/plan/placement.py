@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import accumulate
 
-from app.core.gguf import GGUFInfo, TensorGroup
+from app.core.gguf.info import GGUFInfo, TensorGroup
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Machines described rather than probed: sizes people type, ``herd plan`` flags, profiles.
 
-Built on :mod:`app.core.hardware`'s value objects (one direction only: the probe never
+Built on :mod:`app.core.hardware.probe`'s value objects (one direction only: the probe never
 needs a described machine).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from app.core.errors import HardwareSpecError
-from app.core.hardware import (
+from app.core.hardware.probe import (
     Backend,
     Device,
     GiB,
@@ -56,7 +56,7 @@ def hardware_from_spec(
     """A machine described in bytes, for ``herd plan --vram ... --ram ... --unified``.
 
     ``unified``: one Metal device whose total is ``ram``, limited by the Apple default
-    rule (:func:`~app.core.hardware.apple_working_set_limit`). Otherwise one CUDA device
+    rule (:func:`~app.core.hardware.probe.apple_working_set_limit`). Otherwise one CUDA device
     per ``vram`` entry (all free), or CPU only when there is none. All RAM counts as
     available; ``cores`` defaults to this machine's physical cores.
 

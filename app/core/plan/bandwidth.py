@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from app.core.hardware import Backend
+from app.core.hardware.probe import Backend
 
 # description substring -> peak GB/s; the longest matching substring wins
 GPU_BANDWIDTH_GBPS: dict[str, float] = {

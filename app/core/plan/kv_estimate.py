@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.gguf import GGUFInfo, TensorGroup
+from app.core.gguf.info import GGUFInfo, TensorGroup
 from app.core.settings import KVType
 
 CTX_PAD = 256  # llama.cpp pads n_ctx and the SWA cache size to this many cells

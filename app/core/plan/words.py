@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.core.kv_estimate import KVEstimate, ModelShape
-from app.core.placement import LayerCosts, Placement
+from app.core.plan.kv_estimate import KVEstimate, ModelShape
+from app.core.plan.placement import LayerCosts, Placement
 from app.core.settings import KVType
 
 if TYPE_CHECKING:
-    from app.core.plan_result import DevicePlan, Plan
+    from app.core.plan.result import DevicePlan, Plan
 
 BAR = 40  # characters of a memory bar
 

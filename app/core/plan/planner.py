@@ -4,22 +4,22 @@ Pure and fast (a few ms): no I/O, no llama.cpp. It chooses the context size, KV 
 layers and routed experts each device holds (as llama.cpp tensor overrides), batch sizes,
 mmap and threads; projects the bytes per device (dense weights, experts, KV cache,
 compute buffers) and a decode speed, and says why for each choice. The memory formulas
-live in :mod:`app.core.kv_estimate`, the placement rule in :mod:`app.core.placement`,
-the search over context sizes in :mod:`app.core.plan_search`, the wording in
-:mod:`app.core.plan_text`.
+live in :mod:`app.core.plan.kv_estimate`, the placement rule in :mod:`app.core.plan.placement`,
+the search over context sizes in :mod:`app.core.plan.search`, the wording in
+:mod:`app.core.plan.words`.
 """
 
 from __future__ import annotations
 
-from app.core import plan_text
-from app.core.bandwidth import gpu_bandwidth
 from app.core.errors import UnsupportedModelError
-from app.core.gguf import GGUFInfo
-from app.core.hardware import Hardware
-from app.core.kv_estimate import kv_cache
-from app.core.placement import Placement
-from app.core.plan_result import DevicePlan, Plan
-from app.core.plan_search import (
+from app.core.gguf.info import GGUFInfo
+from app.core.hardware.probe import Hardware
+from app.core.plan import words as plan_text
+from app.core.plan.bandwidth import gpu_bandwidth
+from app.core.plan.kv_estimate import kv_cache
+from app.core.plan.placement import Placement
+from app.core.plan.result import DevicePlan, Plan
+from app.core.plan.search import (
     DEFAULT_MAX_AUTO_CTX,
     PlanSearch,
     Wishes,

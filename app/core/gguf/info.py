@@ -1,7 +1,7 @@
 """Read a GGUF model's header, metadata and tensor inventory without touching the weights.
 
 Only the header is read (a few MB even for a 60 GB Llama 4 file; the parser is in
-:mod:`app.core.gguf_reader`, the tensor value objects in :mod:`app.core.gguf_types`).
+:mod:`app.core.gguf.reader`, the tensor value objects in :mod:`app.core.gguf.types`).
 Every check llama.cpp makes when it opens a file is made here first, so a truncated or
 corrupt download becomes a :class:`ModelFileError` with a plain message instead of a
 crash in the engine. Split models (``*-00001-of-00003.gguf``) read as one model.
@@ -20,8 +20,8 @@ from typing import Any
 from gguf import LlamaFileType
 
 from app.core.errors import UnsupportedModelError
-from app.core.gguf_reader import SPLIT_RE, check_split, read_part, split_parts
-from app.core.gguf_types import (
+from app.core.gguf.reader import SPLIT_RE, check_split, read_part, split_parts
+from app.core.gguf.types import (
     ArraySummary,
     BadMetadataError,
     TensorGroup,

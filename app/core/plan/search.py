@@ -2,7 +2,7 @@
 
 :class:`PlanSearch` holds what does not change while the planner looks for a context
 that fits (the model's shape and weight bytes, the devices' budgets) and runs
-:func:`app.core.placement.place` for one context size at a time: about 20 trials per plan.
+:func:`app.core.plan.placement.place` for one context size at a time: about 20 trials per plan.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from app.core.bandwidth import DISK_GBPS, cpu_bandwidth, gpu_bandwidth
-from app.core.gguf import GGUFInfo
-from app.core.hardware import Hardware
-from app.core.kv_estimate import (
+from app.core.gguf.info import GGUFInfo
+from app.core.hardware.probe import Hardware
+from app.core.plan.bandwidth import DISK_GBPS, cpu_bandwidth, gpu_bandwidth
+from app.core.plan.kv_estimate import (
     CTX_PAD,
     KVEstimate,
     ModelShape,
@@ -22,7 +22,7 @@ from app.core.kv_estimate import (
     kv_cache,
     model_shape,
 )
-from app.core.placement import Budgets, LayerCosts, Placement, layer_costs, place
+from app.core.plan.placement import Budgets, LayerCosts, Placement, layer_costs, place
 from app.core.settings import KVType
 
 MiB, GiB = 1 << 20, 1 << 30
