@@ -106,6 +106,7 @@ engine_side = {
     "app.core.engine.llama_ext",
     "app.core.engine.llama_vision",
     "app.core.engine.llama_devices",
+    "app.core.engine.selfcheck_child",
 }
 for name in names:
     if name not in engine_side:
@@ -136,3 +137,15 @@ def test_importing_all_of_core_loads_no_qt() -> None:
     assert "app.core.engine.client" in loaded["names"]
     assert not [m for m in loaded["all"] if m.split(".")[0] in {"PySide6", "shiboken6"}]
     assert "llama_cpp" not in loaded["app_side"]
+
+
+def test_import_linter_contracts_hold() -> None:
+    """The layer contracts in pyproject.toml ([tool.importlinter]), checked by import-linter."""
+    tool = Path(sys.executable).with_name("lint-imports")
+    if not tool.exists():
+        pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+    result = subprocess.run(
+        [str(tool), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 kept, 0 broken" in result.stdout

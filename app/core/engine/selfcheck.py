@@ -6,8 +6,8 @@ repacks for AMX, AVX and NEON) and decodes a few tokens. A child that dies from 
 or logits that are not finite, fail the configuration, and the next one is tried with one
 more fast path turned off (:data:`~app.core.engine.engine_config.CANDIDATES`). The first
 that works is recorded in the state folder and applied to every load, until the llama.cpp
-build, the CPU or the GPUs change. Run as ``python -m app.core.engine.selfcheck MODEL
-CONFIG`` it is that child.
+build, the CPU or the GPUs change. The child is :mod:`app.core.engine.selfcheck_child`
+(the engine side: only it loads llama.cpp).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 # any "amx" (a user's folder may be called that)
 _AMX = r"\bAMX\b|(?i:\bamx[ _](repack|buffer)|ggml_backend_amx)"
 ATTEMPT_TIMEOUT_S = 30.0  # one configuration; a hang counts as a failure
-DECODE_TOKENS = 4
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -174,7 +173,7 @@ def _attempt(
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_PROJECT_ROOT), child_env.get("PYTHONPATH")) if p
     )
-    argv = [sys.executable, "-m", "app.core.engine.selfcheck", str(model)]
+    argv = [sys.executable, "-m", "app.core.engine.selfcheck_child", str(model)]
     started = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -250,51 +249,6 @@ def explain(attempts: Sequence[Attempt], system_info: str) -> str:
     return f"llama.cpp cannot decode on this machine in any configuration ({tried}).{hint}"
 
 
-# -- the child: load the probe model in one configuration and decode ------------------------
-def _child(model: str, config: EngineConfig) -> int:
-    import numpy as np
-
-    from app.core.engine import llama_devices, llama_ext
-    from app.core.settings import LoadSettings, default_threads
-
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # llama.cpp's prints go with its log, never into the verdict
-    llama_ext.send_log_to(os.fdopen(2, "wb", buffering=0, closefd=False))
-    devices = [f"{name}: {desc}" for name, desc, *_ in llama_devices.backend_devices()]
-    out.write(json.dumps({"system_info": llama_devices.system_info(), "devices": devices}) + "\n")
-    settings = LoadSettings(n_ctx=64, n_batch=64, n_ubatch=64, n_threads=default_threads())
-    llm = llama_ext.HerdLlama(**llama_ext.llama_kwargs(model, settings, config))
-    if os.environ.get("HERD_TEST_CRASH_REPACKED_DECODE") == "1" and config.use_extra_bufts:
-        os.kill(os.getpid(), signal.SIGSEGV)  # tests: llama.cpp's AMX crash, emulated
-    tokens = [llm.token_bos(), *range(40, 48)]
-    for _ in range(DECODE_TOKENS):
-        llm.eval(tokens)
-        logits = llama_ext.last_logits(llm)
-        if not np.isfinite(logits).all() or float(logits.std()) == 0.0:
-            out.write(json.dumps({"ok": False, "outcome": "gave non-finite logits"}) + "\n")
-            return 1
-        tokens = [int(np.argmax(logits))]
-    out.write(json.dumps({"ok": True, "outcome": f"decoded {DECODE_TOKENS} tokens"}) + "\n")
-    out.flush()
-    os._exit(0)  # skip llama.cpp's teardown: the verdict is in
-
-
-def _facts() -> int:
-    """Print llama.cpp's view of this machine as one JSON line (for ``herd doctor``)."""
-    from app.core.engine import llama_devices
-
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    devices = [
-        {"name": n, "description": d, "type": t, "free_bytes": f, "total_bytes": tot}
-        for n, d, t, f, tot in llama_devices.backend_devices()
-    ]
-    facts = {**llama_devices.build_facts(), "devices": devices}
-    out.write(json.dumps(facts) + "\n")
-    out.flush()
-    os._exit(0)
-
-
 def llama_facts(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """llama.cpp's own view (backends, devices, system info), asked in a child process.
 
@@ -307,16 +261,10 @@ def llama_facts(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_PROJECT_ROOT), child_env.get("PYTHONPATH")) if p
     )
-    argv = [sys.executable, "-m", "app.core.engine.selfcheck", "--facts"]
+    argv = [sys.executable, "-m", "app.core.engine.selfcheck_child", "--facts"]
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=60, env=child_env)
         return dict(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
         tail = _telling_line(proc.stderr.decode(errors="replace")) if "proc" in locals() else ""
         raise EngineError(f"llama.cpp could not describe this machine ({exc}). {tail}") from exc
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--facts"]:
-        sys.exit(_facts())
-    sys.exit(_child(sys.argv[1], EngineConfig.from_dict(json.loads(sys.argv[2]))))
