@@ -1,20 +1,21 @@
 """Markdown to the HTML subset that Qt's rich text shows, with Pygments colours for code.
 
-It covers what chat messages use: headings, paragraphs, nested lists, block quotes, rules,
-GFM tables, fenced code, and inline code, emphasis, strike-through and links. Raw HTML is
-shown as text, never interpreted, and only http(s) and mailto links become links.
-:func:`split_blocks` cuts a message at its blank lines and code fences so that a reply
-being streamed re-renders only its last block. Pygments work is in ``markdown_code``.
+markdown-it-py parses (CommonMark with GFM tables, strike-through, task lists and bare-URL
+links; raw HTML shown as text); ``markdown_render`` writes its tokens as Qt rich text and
+``markdown_code`` colours code. :func:`split_blocks` cuts a message into its top-level
+blocks, as markdown-it's block parser sees them, so that a reply being streamed
+re-renders only its last block; every code block, even one inside a list, is a block of
+its own (it gets its own widget and Copy button).
 """
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
+from app.ui import markdown_code
 from app.ui.markdown_code import (
     CODE_CHUNK_LINES,
     DARK_CODE_STYLE,
@@ -22,10 +23,23 @@ from app.ui.markdown_code import (
     code_chunks,
     code_html,
     highlight_code,
-    warm_up,
+)
+from app.ui.markdown_render import (
+    CODE_TOKENS,
+    GAP_PX,
+    HEADING_SCALE,
+    LINK_SCHEMES,
+    MarkdownTheme,
+    block_parser,
+    code_language,
+    markdown_parser,
+    render_tokens,
 )
 
-__all__ = [  # the code highlighting names are re-exported from app.ui.markdown_code
+if TYPE_CHECKING:  # markdown_render is the module that uses markdown-it
+    from markdown_it.token import Token
+
+__all__ = [  # re-exported: code from markdown_code, the theme from markdown_render
     "CODE_CHUNK_LINES",
     "DARK_CODE_STYLE",
     "GAP_PX",
@@ -43,46 +57,7 @@ __all__ = [  # the code highlighting names are re-exported from app.ui.markdown_
     "warm_up",
 ]
 
-GAP_PX = 8  # between top-level blocks, here and between a bubble's block widgets
-HEADING_SCALE = {1: 1.45, 2: 1.25, 3: 1.12, 4: 1.0, 5: 1.0, 6: 1.0}
-LINK_SCHEMES = ("http://", "https://", "mailto:")
-
-_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)[^`]*$")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_QUOTE = re.compile(r"^ {0,3}> ?(.*)$")
-_LIST = re.compile(r"^( *)([-*+]|\d{1,9}[.)])(?:( +)(.*))?$")
-_TABLE_DELIM = re.compile(r"^ *\|? *:?-+:? *(\| *:?-+:? *)*\|? *$")
-_CELL_SPLIT = re.compile(r"(?<!\\)\|")
-_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)", re.DOTALL)
-_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>])")
-_AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^\s<>]+)>")
-_LINK = re.compile(r"(!?)\[([^\]]*)\]\(\s*<?([^\s()<>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_BARE_URL = re.compile(r"https?://[^\s<>\"]+")
-_PLACEHOLDER = re.compile("\x00(\\d+)\x00")
-_BLOCK_TAGS = ("<p ", "<h", "<ul", "<ol", "<table", "<blockquote")
-_EMPHASIS = (
-    (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"), r"<b>\1</b>"),
-    (re.compile(r"(?<!\w)__(?=\S)(.+?)(?<=\S)__(?!\w)"), r"<b>\1</b>"),
-    (re.compile(r"(?<![*\w])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![*\w])"), r"<i>\1</i>"),
-    (re.compile(r"(?<!\w)_(?=\S)(.+?)(?<=\S)_(?!\w)"), r"<i>\1</i>"),
-    (re.compile(r"~~(?=\S)(.+?)(?<=\S)~~"), r"<s>\1</s>"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class MarkdownTheme:
-    """Colours and fonts the HTML is written with (stylesheet colour strings)."""
-
-    link: str = "#1a5fb4"
-    muted: str = "#777777"
-    code_background: str = "#eeeeee"
-    border: str = "#c8c8c8"
-    header_background: str = "#f0f0f0"  # a #rrggbb name: Qt reads it from bgcolor=""
-    code_font: str = "monospace"
-    base_pt: float = 10.0
-    dark: bool = False
+_NEWLINE = re.compile(r"\r\n?")
 
 
 class BlockKind(Enum):
@@ -94,307 +69,178 @@ class BlockKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A piece of a message: Markdown text, or the code of one fenced block."""
+    """A piece of a message: Markdown text, or the code of one fenced or indented block."""
 
     kind: BlockKind
     source: str
     language: str = ""
 
 
-def split_blocks(source: str) -> list[Block]:
-    """Cut a message into text blocks and code blocks.
-
-    Text is cut at blank lines, except inside a list; code fences at any indent become
-    code blocks (an unclosed fence runs to the end, as it does while a reply streams).
-
-    Returns:
-        The blocks in order; empty for blank text.
-    """
-    lines = source.replace("\r\n", "\n").split("\n")
-    blocks: list[Block] = []
-    para: list[str] = []
-
-    def flush() -> None:
-        text = "\n".join(para).strip("\n")
-        if text.strip():
-            blocks.append(Block(BlockKind.TEXT, text))
-        para.clear()
-
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        fence = _FENCE.match(line)
-        if fence:
-            flush()
-            code, i = _fenced(lines, i, fence)
-            blocks.append(Block(BlockKind.CODE, code, fence[3].lower()))
-            continue
-        if not line.strip():
-            ahead = next((s for s in lines[i + 1 :] if s.strip()), "")
-            if para and ahead and _continues_list(para, ahead):
-                para.append("")
-            else:
-                flush()
-        else:
-            para.append(line)
-        i += 1
-    flush()
-    return blocks
-
-
-def _fenced(lines: list[str], i: int, fence: re.Match[str]) -> tuple[str, int]:
-    """The code of the fence opened at ``lines[i]``, and the index after its end."""
-    indent, marker = len(fence[1]), fence[2]
-    body: list[str] = []
-    i += 1
-    while i < len(lines):
-        close = lines[i].strip()
-        if close.startswith(marker) and not close.strip(marker[0]):
-            return "\n".join(body), i + 1
-        line = lines[i]
-        body.append(line[min(indent, len(line) - len(line.lstrip())) :])
-        i += 1
-    return "\n".join(body), i
-
-
-def _continues_list(para: list[str], ahead: str) -> bool:
-    in_list = any(_LIST.match(line) for line in para)
-    return in_list and (ahead[:1] in (" ", "\t") or bool(_LIST.match(ahead)))
-
-
-def render_markdown(source: str, theme: MarkdownTheme, *, hard_breaks: bool = True) -> str:
+def render_markdown(source: str, theme: MarkdownTheme, *, hard_breaks: bool = False) -> str:
     """Markdown to HTML for a QLabel.
 
     Args:
         source: The Markdown text.
         theme: Colours and fonts.
-        hard_breaks: A single newline breaks the line (as people type in a chat), instead
-            of joining the lines as CommonMark does.
+        hard_breaks: A single newline breaks the line, instead of joining the lines as
+            CommonMark does.
 
     Returns:
         HTML in Qt's rich-text subset; top-level blocks are ``GAP_PX`` apart.
     """
-    lines = source.replace("\r\n", "\n").replace("\x00", "").expandtabs(4).split("\n")
-    return _Renderer(theme, hard_breaks).blocks(lines, top=True)
+    return render_tokens(markdown_parser().parse(source), theme, hard_breaks=hard_breaks)
 
 
-class _Renderer:
-    """Turns Markdown lines into HTML; nested blocks render through the same methods."""
+def split_blocks(source: str) -> list[Block]:
+    """Cut a message into its top-level blocks: Markdown text, and code.
 
-    def __init__(self, theme: MarkdownTheme, hard_breaks: bool) -> None:
-        self.theme = theme
-        self.hard_breaks = hard_breaks
+    A code block nested in a list or a quote is cut out into its own block, the text
+    around it kept in order. An unclosed fence runs to the end, as it does while a reply
+    streams. Link reference definitions are added to each text block that may use one.
 
-    def blocks(self, lines: list[str], *, top: bool = False, depth: int = 0) -> str:
-        out: list[str] = []
-        i = 0
-        while i < len(lines):
-            if not lines[i].strip():
-                i += 1
-                continue
-            gap = GAP_PX if top and out else 0
-            html_part, i = self._block(lines, i, gap, depth, tight=not top)
-            if out and not top and not _is_block(html_part) and not _is_block(out[-1]):
-                html_part = "<br>" + html_part  # two paragraphs of one list item
-            out.append(html_part)
-        return "".join(out)
+    Returns:
+        The blocks in order; empty for blank text.
+    """
+    return _split(_NEWLINE.sub("\n", source).replace("\x00", "\ufffd"))  # as markdown-it
 
-    def _block(
-        self, lines: list[str], i: int, gap: int, depth: int, *, tight: bool
-    ) -> tuple[str, int]:
-        line = lines[i]
-        margins = f"margin-top:{gap}px; margin-bottom:0px"
-        if fence := _FENCE.match(line):
-            code, i = _fenced(lines, i, fence)
-            return self._code_block(code, fence[3].lower(), margins), i
-        if heading := _HEADING.match(line):
-            return self._heading(len(heading[1]), heading[2] or "", gap), i + 1
-        if _RULE.match(line):
-            return "<hr>", i + 1
-        if _QUOTE.match(line):
-            quoted = []
-            while i < len(lines) and (m := _QUOTE.match(lines[i])):
-                quoted.append(m[1])
-                i += 1
-            inner = self.blocks(quoted, depth=depth)
-            return (
-                f'<blockquote style="{margins}; margin-left:14px; color:{self.theme.muted}">'
-                f"{inner}</blockquote>",
-                i,
-            )
-        if i + 1 < len(lines) and "|" in line and _TABLE_DELIM.match(lines[i + 1]):
-            return self._table(lines, i, margins)
-        if _LIST.match(line):
-            return self._list(lines, i, margins, depth)
-        return self._paragraph(lines, i, margins, tight)
 
-    def _heading(self, level: int, text: str, gap: int) -> str:
-        size = self.theme.base_pt * HEADING_SCALE[level]
-        top = gap + (4 if gap else 0)
-        return (
-            f'<h{level} style="margin-top:{top}px; margin-bottom:0px; font-size:{size:.1f}pt">'
-            f"{self.inline(text)}</h{level}>"
-        )
+def warm_up() -> None:
+    """Build the Markdown parsers and load Pygments' tables now, not during the first reply."""
+    markdown_code.warm_up()
+    split_blocks("x")
+    render_markdown("*x*", MarkdownTheme())
 
-    def _code_block(self, code: str, language: str, margins: str) -> str:
-        body = highlight_code(code, language, dark=self.theme.dark)
-        return (
-            f'<table width="100%" cellspacing="0" cellpadding="8" style="{margins}; '
-            f'background-color:{self.theme.code_background}"><tr><td>'
-            f'<div style="white-space:pre-wrap; font-family:{self.theme.code_font}">'
-            f"\n{body}\n</div>"
-            "</td></tr></table>"
-        )
 
-    def _paragraph(self, lines: list[str], i: int, margins: str, tight: bool) -> tuple[str, int]:
-        parts: list[str] = []
-        while i < len(lines) and lines[i].strip():
-            line = lines[i]
-            if parts and self._starts_block(lines, i):
-                break
-            if parts and _SETEXT.match(line):
-                level = 1 if line.strip()[0] == "=" else 2
-                return self._heading(level, " ".join(p.strip() for p in parts), 0), i + 1
-            parts.append(line)
-            i += 1
-        rendered = []
-        for n, part in enumerate(parts):
-            hard = part.endswith("  ") or part.endswith("\\")
-            text = self.inline(part.rstrip().removesuffix("\\").strip())
-            last = n == len(parts) - 1
-            rendered.append(text + ("" if last else "<br>" if hard or self.hard_breaks else " "))
-        body = "".join(rendered)
-        return (body if tight else f'<p style="{margins}">{body}</p>'), i
+_Entry = tuple[int, list[Block]]  # a top-level block's first line, and the blocks it gives
 
-    def _starts_block(self, lines: list[str], i: int) -> bool:
-        line = lines[i]
-        return bool(
-            _FENCE.match(line)
-            or _HEADING.match(line)
-            or (_RULE.match(line) and not _SETEXT.match(line))
-            or _QUOTE.match(line)
-            or (_LIST.match(line) and (_LIST.match(line)[4] or "").strip())
-            or (i + 1 < len(lines) and "|" in line and _TABLE_DELIM.match(lines[i + 1]))
-        )
 
-    def _list(self, lines: list[str], i: int, margins: str, depth: int) -> tuple[str, int]:
-        first = _LIST.match(lines[i])
-        assert first is not None
-        base = len(first[1])
-        ordered = first[2][0].isdigit()
-        items: list[list[str]] = []
-        content = base + 2
-        while i < len(lines):
-            line = lines[i]
-            indent = len(line) - len(line.lstrip(" "))
-            marker = _LIST.match(line)
-            if marker and indent <= base + 1 and marker[2][0].isdigit() == ordered:
-                content = indent + len(marker[2]) + min(len(marker[3] or " "), 4)
-                items.append([marker[4] or ""])
-            elif not line.strip():
-                ahead = next((s for s in lines[i + 1 :] if s.strip()), "")
-                ahead_indent = len(ahead) - len(ahead.lstrip(" "))
-                sibling = _LIST.match(ahead) and ahead_indent <= base + 1
-                if not ahead or not (ahead_indent > base + 1 or sibling):
-                    break
-                items[-1].append("")
-            elif indent > base + 1:
-                items[-1].append(line[min(indent, content) :])
-            elif items[-1][-1].strip() and not self._starts_block(lines, i):
-                items[-1].append(line.strip())  # a lazy continuation line
-            else:
-                break
-            i += 1
-        tag = "ol" if ordered else "ul"
-        start = int(first[2][:-1]) if ordered else 1
-        bullet = ("disc", "circle", "square")[depth % 3]
-        kind = f' start="{start}"' if ordered else f' type="{bullet}"'
-        body = "".join(f"<li>{self.blocks(item, depth=depth + 1)}</li>" for item in items)
-        return f'<{tag}{kind} style="{margins}">{body}</{tag}>', i
+class _GrowingSplit:
+    """Splits text, parsing a text that extends the last one from its last block on.
 
-    def _table(self, lines: list[str], i: int, margins: str) -> tuple[str, int]:
-        header = _cells(lines[i])
-        aligns = []
-        for cell in _cells(lines[i + 1]):
-            left, right = cell.startswith(":"), cell.endswith(":")
-            aligns.append("center" if left and right else "right" if right else "left")
-        rows = []
-        i += 2
-        while i < len(lines) and "|" in lines[i] and lines[i].strip():
-            rows.append(_cells(lines[i]))
-            i += 1
-        t = self.theme
-        out = [
-            f'<table border="1" cellspacing="0" cellpadding="6" style="{margins}; '
-            f'border-collapse:collapse; border-style:solid; border-color:{t.border}">'
+    A streamed reply is split again at every update; parsing all of it each time cost
+    O(length) per update. Blocks before the last one are closed: text added after them
+    cannot change them (CommonMark decides a block's end from the lines up to it), so
+    only the last block and what follows are parsed again.
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._entries: list[_Entry] = []
+        self._definitions = ""  # the text's link reference definitions
+
+    def __call__(self, text: str) -> list[Block]:
+        lines = text.split("\n")
+        entries = None
+        if self._entries and not self._definitions and text.startswith(self._text):
+            entries = self._grown(lines)
+        if entries is None:
+            env: dict[str, object] = {}
+            tokens = block_parser().parse(text, env)
+            entries = _entries(tokens, lines)
+            self._definitions = _definitions(tokens, lines) if env.get("references") else ""
+        self._text, self._entries = text, entries
+        blocks = [block for _, found in entries for block in found]
+        if not self._definitions:
+            return blocks
+        return [  # every text block that may use a reference gets the definitions
+            Block(b.kind, f"{b.source}\n\n{self._definitions}")
+            if b.kind is BlockKind.TEXT and "]" in b.source
+            else b
+            for b in blocks
         ]
-        for r, row in enumerate([header, *rows]):
-            tag = "th" if r == 0 else "td"
-            shade = f' bgcolor="{t.header_background}"' if r == 0 else ""
-            cells = (row + [""] * len(header))[: len(header)]
-            out.append("<tr>")
-            for cell, align in zip(cells, aligns + ["left"] * len(header), strict=False):
-                out.append(f'<{tag} align="{align}"{shade}>{self.inline(cell)}</{tag}>')
-            out.append("</tr>")
-        out.append("</table>")
-        return "".join(out), i
 
-    def inline(self, text: str) -> str:
-        """Inline Markdown (code, emphasis, links) to HTML, everything else escaped."""
-        stash: list[str] = []
-
-        def keep(fragment: str) -> str:
-            stash.append(fragment)
-            return f"\x00{len(stash) - 1}\x00"
-
-        def code(m: re.Match[str]) -> str:
-            body = m[2].replace("\n", " ")
-            if body.startswith(" ") and body.endswith(" ") and body.strip():
-                body = body[1:-1]
-            return keep(
-                f'<code style="font-family:{self.theme.code_font}; '
-                f'background-color:{self.theme.code_background}">'
-                f"&nbsp;{html.escape(body, quote=False)}&nbsp;</code>"
-            )
-
-        def link(m: re.Match[str]) -> str:
-            label = self.inline(m[2]) if m[2] else html.escape(m[3], quote=False)
-            return keep(self._anchor(m[3], label))
-
-        text = _CODE_SPAN.sub(code, text)
-        text = _ESCAPE.sub(lambda m: keep(html.escape(m[1])), text)
-        text = _AUTOLINK.sub(lambda m: keep(self._anchor(m[1], html.escape(m[1]))), text)
-        text = _LINK.sub(link, text)
-        text = _BARE_URL.sub(self._bare_url(keep), text)
-        text = html.escape(text, quote=False)
-        for pattern, replacement in _EMPHASIS:
-            text = pattern.sub(replacement, text)
-        while _PLACEHOLDER.search(text):
-            text = _PLACEHOLDER.sub(lambda m: stash[int(m[1])], text)
-        return text
-
-    def _bare_url(self, keep: Callable[[str], str]) -> Callable[[re.Match[str]], str]:
-        def sub(m: re.Match[str]) -> str:
-            url = m[0].rstrip(".,;:!?)'")
-            rest = m[0][len(url) :]
-            return keep(self._anchor(url, html.escape(url))) + rest
-
-        return sub
-
-    def _anchor(self, url: str, label: str) -> str:
-        if not url.lower().startswith(LINK_SCHEMES):
-            return label
-        href = html.escape(url, quote=True)
-        return f'<a href="{href}" style="color:{self.theme.link}">{label}</a>'
+    def _grown(self, lines: list[str]) -> list[_Entry] | None:
+        """The entries of the grown text, or None if its new part defines references."""
+        restart = self._entries[-1][0]
+        tail = lines[restart:]
+        env: dict[str, object] = {}
+        tokens = block_parser().parse("\n".join(tail), env)
+        if env.get("references"):
+            return None
+        return self._entries[:-1] + [(restart + n, found) for n, found in _entries(tokens, tail)]
 
 
-def _is_block(fragment: str) -> bool:
-    return fragment.startswith(_BLOCK_TAGS)
+_split = _GrowingSplit()  # one is enough: one reply streams at a time, other text parses whole
 
 
-def _cells(line: str) -> list[str]:
-    line = line.strip()
-    line = line.removeprefix("|")
-    if line.endswith("|") and not line.endswith("\\|"):
-        line = line[:-1]
-    return [cell.strip().replace("\\|", "|") for cell in _CELL_SPLIT.split(line)]
+def _entries(tokens: list[Token], lines: list[str]) -> list[_Entry]:
+    """The blocks of a parsed text by top-level token, with nested code cut out."""
+    entries: list[_Entry] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        end = _closing(tokens, i)
+        if token.map is None:
+            i = end + 1
+            continue
+        start_line, end_line = token.map
+        nested = [t for t in tokens[i + 1 : end] if t.type in CODE_TOKENS and t.map]
+        blocks: list[Block] = []
+        if token.type in CODE_TOKENS:
+            blocks.append(_code(token))
+        elif not nested:
+            blocks += _text(lines[start_line:end_line])
+        else:
+            code = nested[0]
+            assert code.map is not None
+            code_start, code_end = code.map
+            blocks += _text(lines[start_line:code_start])
+            blocks.append(_code(code))
+            items = (t.map[0] for t in tokens[i + 1 : end] if t.type == "list_item_open" and t.map)
+            next_item = min((n for n in items if n >= code_end), default=end_line)
+            # the rest of the item the code was in, then the items after it, each parsed
+            # again on its own (the item's text would otherwise run on into the next item)
+            blocks += _split_again(_outdent(lines[code_end:next_item]))
+            blocks += _split_again(lines[next_item:end_line])
+        entries.append((start_line, blocks))
+        i = end + 1
+    return entries
+
+
+def _closing(tokens: list[Token], i: int) -> int:
+    """The index of the token closing the top-level block that opens at ``i``."""
+    if tokens[i].nesting != 1:
+        return i
+    j = i + 1
+    while tokens[j].level != 0:
+        j += 1
+    return j
+
+
+def _code(token: Token) -> Block:
+    return Block(BlockKind.CODE, token.content.removesuffix("\n"), code_language(token.info))
+
+
+def _text(lines: list[str]) -> list[Block]:
+    """A text block of these lines, blank ones at either end left out; none if all blank."""
+    kept = [n for n, line in enumerate(lines) if line.strip()]
+    return [Block(BlockKind.TEXT, "\n".join(lines[kept[0] : kept[-1] + 1]))] if kept else []
+
+
+def _split_again(lines: list[str]) -> list[Block]:
+    if not any(line.strip() for line in lines):
+        return []
+    text = "\n".join(lines)
+    return [block for _, found in _entries(block_parser().parse(text), lines) for block in found]
+
+
+def _outdent(lines: list[str]) -> list[str]:
+    """The lines moved left by the first one's indent, up to the first line indented less."""
+    first = next((line for line in lines if line.strip()), "")
+    indent = len(first) - len(first.lstrip(" "))
+    out: list[str] = []
+    for n, line in enumerate(lines):
+        if line.strip() and len(line) - len(line.lstrip(" ")) < indent:
+            return out + lines[n:]
+        out.append(line[indent:])
+    return out
+
+
+def _definitions(tokens: list[Token], lines: list[str]) -> str:
+    """The link reference definitions: the lines no block covers (they make no token)."""
+    covered = [False] * len(lines)
+    for token in tokens:
+        if token.level == 0 and token.map:
+            first, end = token.map
+            covered[first:end] = [True] * (end - first)
+    return "\n".join(s for s, used in zip(lines, covered, strict=True) if not used).strip()

@@ -66,7 +66,7 @@ class MessageBubble(QFrame):
         self._thumb_grid.setAlignment(Qt.AlignmentFlag.AlignLeft)
         self._thumb_columns = 0
         column.addLayout(self._thumb_grid)
-        self.body = MarkdownBody(self)
+        self.body = MarkdownBody(self, hard_breaks=role is Role.USER)
         if theme is not None:
             self.body.set_theme(theme)
         column.addWidget(self.body)

@@ -227,10 +227,15 @@ class CodeBlockView(QFrame):
 
 
 class MarkdownBody(QWidget):
-    """A message's Markdown as a column of block widgets, re-rendering only what changed."""
+    """A message's Markdown as a column of block widgets, re-rendering only what changed.
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    ``hard_breaks``: keep every line break as typed (a person's own message); a model's
+    reply joins the lines of a paragraph, as Markdown does.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, hard_breaks: bool = False) -> None:
         super().__init__(parent)
+        self._hard_breaks = hard_breaks
         self._column = QVBoxLayout(self)
         self._column.setContentsMargins(0, 0, 0, 0)
         self._column.setSpacing(GAP_PX)
@@ -327,7 +332,7 @@ class MarkdownBody(QWidget):
             html = widget.set_code(block.source, block.language, self._theme)
         else:
             assert isinstance(widget, QLabel)
-            html = render_markdown(block.source, self._theme)
+            html = render_markdown(block.source, self._theme, hard_breaks=self._hard_breaks)
             widget.setText(html)
         self._html[i] = html
         self._widths[i] = None

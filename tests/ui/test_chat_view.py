@@ -332,3 +332,23 @@ def test_editor_keys_escape_cancels_and_ctrl_enter_sends(view, qtbot) -> None:
     with qtbot.waitSignal(view.edit_requested, timeout=1000) as blocker:
         qtbot.keyClick(editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert blocker.args == [0, "First question again"]
+
+
+def test_a_persons_line_breaks_are_kept_and_a_replys_paragraph_joins(qtbot) -> None:
+    from PySide6.QtGui import QTextDocument
+
+    from app.core.chat.messages import Role
+    from app.ui.message_bubble import MessageBubble
+
+    def lines(bubble: MessageBubble) -> list[str]:
+        doc = QTextDocument()
+        doc.setHtml(bubble.body.html())
+        return doc.toPlainText().replace("\u2028", "\n").splitlines()
+
+    typed = "first line\nsecond line"
+    mine = MessageBubble(Role.USER, typed)
+    reply = MessageBubble(Role.ASSISTANT, typed)
+    qtbot.addWidget(mine)
+    qtbot.addWidget(reply)
+    assert lines(mine) == ["first line", "second line"]
+    assert lines(reply) == ["first line second line"]
