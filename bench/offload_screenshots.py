@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QApplication, QStyleFactory  # noqa: E402
 
 from app.core.hardware.spec import profile  # noqa: E402
 from app.core.plan.planner import Wishes  # noqa: E402
-from app.ui.offload_panel import OffloadPanel  # noqa: E402
+from app.ui.offload.offload_panel import OffloadPanel  # noqa: E402
 from app.ui.theme import dark_palette  # noqa: E402
 from tests.fixtures.real_layouts import scout_q4_k_m  # noqa: E402
 

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QApplication, QStyleFactory, QVBoxLayout, QWidget 
 
 from app.core import events as ev  # noqa: E402
 from app.core.chat.messages import Role  # noqa: E402
-from app.ui import chat_view as cv  # noqa: E402
+from app.ui.chat import chat_view as cv  # noqa: E402
 from app.ui.theme import dark_palette  # noqa: E402
 
 BATCH_MS = 33  # the bridge's token batching: ~30 updates a second

@@ -2,7 +2,7 @@
 
 The window builds the widgets and owns the model's life (load, plan, unload, crash). The
 conversation flow (send, stream, save, regenerate, edit, delete, export) lives in
-:class:`~app.ui.conversations.ConversationController`.
+:class:`~app.ui.chat.conversations.ConversationController`.
 """
 
 from __future__ import annotations
@@ -29,21 +29,21 @@ from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.ui.banners import CrashBanner, TemplateNotice, UndoBanner
 from app.ui.bridge import EngineBridge
-from app.ui.chat_header import ChatHeader, SystemPromptDialog
-from app.ui.chat_view import ChatView
-from app.ui.composer import Composer
-from app.ui.context_meter import ContextMeter
-from app.ui.conversations import ConversationController
-from app.ui.download_status import DownloadStatus
-from app.ui.engine_page import EnginePage
-from app.ui.hub_bridge import HubBridge
+from app.ui.chat.chat_header import ChatHeader, SystemPromptDialog
+from app.ui.chat.chat_view import ChatView
+from app.ui.chat.composer import Composer
+from app.ui.chat.context_meter import ContextMeter
+from app.ui.chat.conversations import ConversationController
+from app.ui.chat.sidebar import ConversationSidebar
 from app.ui.menus import build_menus
-from app.ui.model_bar import ModelBar, library_menu_items
-from app.ui.model_controller import ModelController
-from app.ui.model_manager import ModelManagerDialog
-from app.ui.offload_panel import OffloadDialog
-from app.ui.settings_dialog import SettingsDialog
-from app.ui.sidebar import ConversationSidebar
+from app.ui.models.download_status import DownloadStatus
+from app.ui.models.hub_bridge import HubBridge
+from app.ui.models.model_bar import ModelBar, library_menu_items
+from app.ui.models.model_controller import ModelController
+from app.ui.models.model_manager import ModelManagerDialog
+from app.ui.offload.offload_panel import OffloadDialog
+from app.ui.settings.engine_page import EnginePage
+from app.ui.settings.settings_dialog import SettingsDialog
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from PySide6.QtWidgets import QMenu, QMenuBar
 
 if TYPE_CHECKING:
     from app.ui.bridge import EngineBridge
-    from app.ui.conversations import ConversationController
-    from app.ui.model_bar import ModelBar
-    from app.ui.model_controller import ModelController
-    from app.ui.sidebar import ConversationSidebar
+    from app.ui.chat.conversations import ConversationController
+    from app.ui.chat.sidebar import ConversationSidebar
+    from app.ui.models.model_bar import ModelBar
+    from app.ui.models.model_controller import ModelController
 
 
 class MenuHost(Protocol):

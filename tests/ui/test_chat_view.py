@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QApplication, QLabel
 
 from app.core import events as ev
 from app.core.chat.messages import Role
-from app.ui.chat_view import ChatView, ShownMessage
-from app.ui.message_widgets import THUMB_PX, CodeBlockView, ImageViewerDialog
+from app.ui.chat.chat_view import ChatView, ShownMessage
+from app.ui.chat.message_widgets import THUMB_PX, CodeBlockView, ImageViewerDialog
 from app.ui.theme import dark_palette
 
 CODE = "def greet(name):\n    return f'hi {name}'  # <friendly>\n\n\nprint(greet('x'))"
@@ -338,7 +338,7 @@ def test_a_persons_line_breaks_are_kept_and_a_replys_paragraph_joins(qtbot) -> N
     from PySide6.QtGui import QTextDocument
 
     from app.core.chat.messages import Role
-    from app.ui.message_bubble import MessageBubble
+    from app.ui.chat.message_bubble import MessageBubble
 
     def lines(bubble: MessageBubble) -> list[str]:
         doc = QTextDocument()

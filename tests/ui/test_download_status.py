@@ -5,8 +5,8 @@ from __future__ import annotations
 from app.core.hub.jobs import DownloadProgress
 from app.core.hub.service import HubService
 from app.core.paths import AppPaths
-from app.ui.download_status import DownloadStatus, eta_text
-from app.ui.hub_bridge import HubBridge
+from app.ui.models.download_status import DownloadStatus, eta_text
+from app.ui.models.hub_bridge import HubBridge
 
 
 def test_eta_text():

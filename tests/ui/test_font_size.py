@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QApplication
 from app.core.chat.messages import Role
 from app.core.paths import AppPaths
 from app.core.settings import Settings
-from app.ui.chat_view import ShownMessage
+from app.ui.chat.chat_view import ShownMessage
 from app.ui.main_window import MainWindow
 from app.ui.theme import apply_appearance
 

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from app.core import vision
 from app.core.paths import AppPaths
-from app.ui.composer import Composer
-from app.ui.image_panel import MAX_IMAGES, ImagePanel
+from app.ui.chat.composer import Composer
+from app.ui.images.image_panel import MAX_IMAGES, ImagePanel
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -178,7 +178,7 @@ def big_jpeg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def stalled(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Checks wait for the returned event to be set (so an image stays pending)."""
-    from app.ui import image_checker
+    from app.ui.images import image_checker
 
     release = threading.Event()
     real = image_checker.check

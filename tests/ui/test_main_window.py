@@ -16,7 +16,7 @@ from app.core import events as ev
 from app.core.chat.messages import Role
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings, Settings
-from app.ui.composer import Composer
+from app.ui.chat.composer import Composer
 from app.ui.main_window import MainWindow
 from tests.ui.conftest import load_with
 

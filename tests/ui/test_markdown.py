@@ -23,7 +23,7 @@ from PySide6.QtGui import (
     QTextTable,
 )
 
-from app.ui.markdown import (
+from app.ui.chat.markdown import (
     GAP_PX,
     MarkdownTheme,
     code_chunks,

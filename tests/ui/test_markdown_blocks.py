@@ -7,9 +7,9 @@ import re
 import pytest
 from PySide6.QtGui import QTextDocument, QTextListFormat
 
-from app.ui import message_widgets
-from app.ui.markdown import Block, BlockKind, MarkdownTheme, _GrowingSplit, split_blocks
-from app.ui.message_widgets import CodeBlockView, MarkdownBody
+from app.ui.chat import message_widgets
+from app.ui.chat.markdown import Block, BlockKind, MarkdownTheme, _GrowingSplit, split_blocks
+from app.ui.chat.message_widgets import CodeBlockView, MarkdownBody
 
 TEXT, CODE = BlockKind.TEXT, BlockKind.CODE
 REPLY = """# Loading the data

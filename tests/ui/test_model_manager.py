@@ -15,7 +15,7 @@ from app.core.hub import library
 from app.core.hub.jobs import DownloadQueue, JobState
 from app.core.hub.service import HubService
 from app.core.paths import AppPaths
-from app.ui.model_manager import ModelManagerDialog
+from app.ui.models.model_manager import ModelManagerDialog
 from tests.hub.hub_server import TOKEN, FakeHub, gated_repo, scout_repo, showcase_repo
 
 SCOUT = "herd-test/Llama-4-Scout-17B-16E-Instruct-GGUF"

@@ -7,8 +7,8 @@ import pytest
 from app.core.hardware.spec import profile
 from app.core.plan.planner import Wishes, make_plan
 from app.core.settings import KVType
-from app.ui.memory_map import gib
-from app.ui.offload_panel import OffloadDialog, OffloadPanel, context_steps
+from app.ui.offload.memory_map import gib
+from app.ui.offload.offload_panel import OffloadDialog, OffloadPanel, context_steps
 from tests.fixtures.real_layouts import scout_q4_k_m
 
 CTX = 131_072

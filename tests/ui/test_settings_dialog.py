@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from app.core.chat.presets import BUILTIN_PRESETS, PresetStore
 from app.core.settings import FONT_SIZE_MIN, SamplingSettings, Settings, Theme
-from app.ui.settings_dialog import SettingsDialog
+from app.ui.settings.settings_dialog import SettingsDialog
 from app.ui.theme import apply_appearance, is_dark
 
 

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.store_schema import Conversation
-from app.ui.sidebar import ConversationSidebar, when
+from app.ui.chat.sidebar import ConversationSidebar, when
 
 
 def _conv(i: int, title: str, updated: float) -> Conversation:

@@ -1,12 +1,12 @@
 """ChatView: the conversation as a scrolling column of message bubbles.
 
 The person's messages sit on the right in a tinted bubble, the model's replies on the left;
-both are Markdown (``app.ui.markdown``), code blocks highlighted, each with a Copy button.
+both are Markdown (``app.ui.chat.markdown``), code blocks highlighted, each with a Copy button.
 Under each message are small actions: Copy; Edit (the person's messages: the bubble turns
 into an editor, and Save & send emits ``edit_requested``); Regenerate (the last reply).
 The view only asks: whoever owns the conversation changes it and calls :meth:`truncate`
 or :meth:`load_messages`. Colours are mixed from the palette, so light and dark both work.
-Each message is a :class:`~app.ui.message_bubble.MessageBubble`.
+Each message is a :class:`~app.ui.chat.message_bubble.MessageBubble`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from app.core.chat.messages import Role
 from app.core.chat.store_schema import MessageState, StoredMessage
 from app.core.errors import HerdError
 from app.core.paths import AppPaths
-from app.ui.markdown import MarkdownTheme, warm_up
-from app.ui.message_bubble import MessageBubble
-from app.ui.message_widgets import code_font
+from app.ui.chat.markdown import MarkdownTheme, warm_up
+from app.ui.chat.message_bubble import MessageBubble
+from app.ui.chat.message_widgets import code_font
 
 __all__ = ["ChatView", "MessageBubble", "ShownMessage"]  # MessageBubble: from message_bubble
 

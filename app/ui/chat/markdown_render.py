@@ -21,7 +21,7 @@ from markdown_it.tree import SyntaxTreeNode
 from mdit_py_plugins.gfm_autolink import gfm_autolink_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
-from app.ui.markdown_code import highlight_code
+from app.ui.chat.markdown_code import highlight_code
 
 GAP_PX = 8  # between top-level blocks, here and between a bubble's block widgets
 PARAGRAPH_GAP_PX = 4  # between two paragraphs inside a list item or a quote

@@ -13,8 +13,8 @@ from app.core.errors import HerdError
 from app.core.hub import library
 from app.core.hub.verdict import size_text
 from app.core.paths import AppPaths
-from app.ui.hub_bridge import HubBridge
-from app.ui.model_tables import make_item, make_table, selected_row
+from app.ui.models.hub_bridge import HubBridge
+from app.ui.models.model_tables import make_item, make_table, selected_row
 
 
 class LibraryPage(QWidget):

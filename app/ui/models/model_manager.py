@@ -2,11 +2,11 @@
 
 Open it with ``ModelManagerDialog(paths, parent)``; it emits ``model_chosen(path)`` with
 the ``.gguf`` to load (the first part of a split model). All Hub work runs in
-:class:`~app.ui.hub_bridge.HubBridge`. With its own bridge, closing the dialog pauses a
+:class:`~app.ui.models.hub_bridge.HubBridge`. With its own bridge, closing the dialog pauses a
 running download, which resumes the next time the dialog opens (or with ``herd pull``);
 a window that passes in a long-lived ``bridge`` keeps downloads going while it is closed.
-The Downloads and Library tabs are :class:`~app.ui.model_downloads.DownloadsPage` and
-:class:`~app.ui.model_library.LibraryPage`; the catalog is the dialog's own.
+The Downloads and Library tabs are :class:`~app.ui.models.model_downloads.DownloadsPage` and
+:class:`~app.ui.models.model_library.LibraryPage`; the catalog is the dialog's own.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ from app.core.hub.jobs import DownloadRequest
 from app.core.hub.service import HubService
 from app.core.hub.verdict import Fit, size_text
 from app.core.paths import AppPaths
-from app.ui.hub_bridge import HubBridge, QuantsResult
-from app.ui.model_downloads import DownloadsPage
-from app.ui.model_library import LibraryPage
-from app.ui.model_tables import REPO_ROLE, make_item, make_table, selected_row
+from app.ui.models.hub_bridge import HubBridge, QuantsResult
+from app.ui.models.model_downloads import DownloadsPage
+from app.ui.models.model_library import LibraryPage
+from app.ui.models.model_tables import REPO_ROLE, make_item, make_table, selected_row
 
 __all__ = ["REPO_ROLE", "DownloadsPage", "LibraryPage", "ModelManagerDialog"]
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.paths import AppPaths
-from app.ui.image_panel import ImagePanel, image_paths_from_mime
+from app.ui.images.image_panel import ImagePanel, image_paths_from_mime
 
 MIN_LINES = 2
 MAX_LINES = 8

@@ -26,10 +26,10 @@ from app.core.paths import AppPaths
 from app.core.settings import SamplingSettings
 from app.ui.banners import UndoBanner
 from app.ui.bridge import EngineBridge
-from app.ui.chat_view import ChatView, ShownMessage, image_file
-from app.ui.composer import Composer
-from app.ui.context_meter import ContextMeter
-from app.ui.sidebar import ConversationSidebar, ask_export_target
+from app.ui.chat.chat_view import ChatView, ShownMessage, image_file
+from app.ui.chat.composer import Composer
+from app.ui.chat.context_meter import ContextMeter
+from app.ui.chat.sidebar import ConversationSidebar, ask_export_target
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
 
 from app.core.hub.jobs import DownloadProgress, JobState
 from app.core.hub.verdict import size_text
-from app.ui.hub_bridge import HubBridge
-from app.ui.model_tables import REPO_ROLE, make_item, make_table, selected_row
+from app.ui.models.hub_bridge import HubBridge
+from app.ui.models.model_tables import REPO_ROLE, make_item, make_table, selected_row
 
 
 def duration_text(seconds: float | None) -> str:

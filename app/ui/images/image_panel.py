@@ -2,7 +2,7 @@
 
 Images arrive from the "Attach image" dialog, from drops of image files and from the
 clipboard. Each is shown at once as a placeholder and checked with
-:func:`app.core.vision.check_image` on a worker thread (:mod:`app.ui.image_checker`), so a
+:func:`app.core.vision.check_image` on a worker thread (:mod:`app.ui.images.image_checker`), so a
 drop of large photos never freezes the window; a refused one is reported through
 :attr:`ImagePanel.image_rejected` and the draft is left as it was. The panel is
 self-contained: the composer places it, listens to its signals, keeps Send off while
@@ -48,8 +48,8 @@ from app.core import vision
 from app.core.chat import attachments
 from app.core.errors import HerdError
 from app.core.paths import AppPaths
-from app.ui.image_checker import CheckResult, ImageChecker
-from app.ui.image_thumb import THUMB, ImageThumb
+from app.ui.images.image_checker import CheckResult, ImageChecker
+from app.ui.images.image_thumb import THUMB, ImageThumb
 
 __all__ = ["MAX_IMAGES", "THUMB", "ImagePanel", "ImageThumb", "image_paths_from_mime"]
 

@@ -35,7 +35,7 @@ from app.core.hardware.probe import Hardware
 from app.core.plan.kv_estimate import kv_cache, model_shape
 from app.core.plan.planner import Plan, Wishes, make_plan
 from app.core.settings import KVType
-from app.ui.memory_map import DeviceMapWidget, LegendWidget, gib
+from app.ui.offload.memory_map import DeviceMapWidget, LegendWidget, gib
 
 MIN_CTX = 2048
 MAX_CTX = 10_485_760  # Scout's trained maximum; the slider never goes further

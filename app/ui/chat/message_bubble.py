@@ -1,4 +1,4 @@
-"""MessageBubble: one message of the transcript, as :class:`~app.ui.chat_view.ChatView` shows it.
+"""MessageBubble: one message of the transcript, as the ChatView (chat_view) shows it.
 
 Thumbnails, the Markdown body (re-rendered at most every ``RENDER_GAP_MS`` while a reply
 streams), and a footer row with a note and the Copy, Edit and Regenerate actions.
@@ -13,15 +13,15 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.core.chat.messages import Role
-from app.ui.image_viewer import ImageThumb
-from app.ui.markdown import MarkdownTheme
-from app.ui.message_widgets import (
+from app.ui.chat.markdown import MarkdownTheme
+from app.ui.chat.message_widgets import (
     CodeBlockView,
     EditPanel,
     MarkdownBody,
     action_button,
     copy_to_clipboard,
 )
+from app.ui.images.image_viewer import ImageThumb
 
 TYPING = "…"
 FOOTER_SAMPLE = "00:00  ·  00.0 s  ·  000 tokens  ·  00.0 tok/s"  # a typical footer

@@ -1,6 +1,6 @@
 """The pieces of a message bubble: Markdown blocks, code blocks, the inline editor.
 
-A message's Markdown is cut into blocks (:func:`app.ui.markdown.split_blocks`); each text
+A message's Markdown is cut into blocks (:func:`app.ui.chat.markdown.split_blocks`); each text
 block is a rich-text QLabel and each fenced code block a :class:`CodeBlockView` with its own
 Copy button. While a reply streams only its last block changes, so only that one widget is
 re-rendered and re-measured (a selection therefore stays within one block; each message
@@ -25,8 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.image_viewer import THUMB_PX, ImageThumb, ImageViewerDialog
-from app.ui.markdown import (
+from app.ui.chat.markdown import (
     GAP_PX,
     Block,
     BlockKind,
@@ -36,8 +35,9 @@ from app.ui.markdown import (
     render_markdown,
     split_blocks,
 )
+from app.ui.images.image_viewer import THUMB_PX, ImageThumb, ImageViewerDialog
 
-__all__ = [  # the image widgets are re-exported from app.ui.image_viewer
+__all__ = [  # the image widgets are re-exported from app.ui.images.image_viewer
     "THUMB_PX",
     "CodeBlockView",
     "EditPanel",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from app.ui import markdown_code
-from app.ui.markdown_code import (
+from app.ui.chat import markdown_code
+from app.ui.chat.markdown_code import (
     CODE_CHUNK_LINES,
     DARK_CODE_STYLE,
     LIGHT_CODE_STYLE,
@@ -24,7 +24,7 @@ from app.ui.markdown_code import (
     code_html,
     highlight_code,
 )
-from app.ui.markdown_render import (
+from app.ui.chat.markdown_render import (
     CODE_TOKENS,
     GAP_PX,
     HEADING_SCALE,

@@ -24,11 +24,11 @@ from app.core.plan.planner import Wishes
 from app.core.settings import LoadSettings, Settings, TemplateChoice
 from app.ui.banners import CrashBanner, TemplateNotice
 from app.ui.bridge import EngineBridge
-from app.ui.chat_view import ChatView
-from app.ui.composer import Composer
-from app.ui.context_meter import ContextMeter
-from app.ui.model_bar import ModelBar
-from app.ui.offload_panel import OffloadDialog
+from app.ui.chat.chat_view import ChatView
+from app.ui.chat.composer import Composer
+from app.ui.chat.context_meter import ContextMeter
+from app.ui.models.model_bar import ModelBar
+from app.ui.offload.offload_panel import OffloadDialog
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from app.core.hub.jobs import DownloadProgress
 from app.core.plan.words import size as fmt_size
-from app.ui.hub_bridge import HubBridge
+from app.ui.models.hub_bridge import HubBridge
 
 
 def eta_text(seconds: float | None) -> str:

@@ -38,8 +38,8 @@ from app.core.settings import (
     Settings,
     Theme,
 )
-from app.ui.engine_page import EnginePage
-from app.ui.preset_editor import PresetEditor, hint_label
+from app.ui.settings.engine_page import EnginePage
+from app.ui.settings.preset_editor import PresetEditor, hint_label
 from app.ui.theme import apply_appearance
 
 _SLIDERS = {"temperature": 0.05, "top_p": 0.01, "min_p": 0.01, "repeat_penalty": 0.01}

@@ -1,0 +1,1 @@
+"""The chat: conversations, the transcript and its Markdown, the composer, the sidebar."""

@@ -1,0 +1,1 @@
+"""Models in the window: the model bar and its load life, the Model Manager, downloads."""

@@ -1,0 +1,1 @@
+"""Offload & Context: the plan dialog and its memory map."""

@@ -1,0 +1,1 @@
+"""Settings: sampling, system-prompt presets, appearance and the engine's verdict."""
