@@ -23,8 +23,17 @@ def test_progress_finish_and_stop(qtbot, tmp_path):
     status.attach(hub)
     assert status.isHidden()
     hub.download_progress.emit(
-        DownloadProgress("k", "Scout-Q4_K_M.gguf", 3 * 2**30, 60 * 2**30, 3 * 2**30,
-                         60 * 2**30, 50 * 2**20, 19 * 60, "downloading")  # fmt: skip
+        DownloadProgress(
+            "k",
+            "Scout-Q4_K_M.gguf",
+            3 * 2**30,
+            60 * 2**30,
+            3 * 2**30,
+            60 * 2**30,
+            50 * 2**20,
+            19 * 60,
+            "downloading",
+        )  # fmt: skip
     )
     text = status.text()
     assert "Scout-Q4_K_M.gguf" in text and "5%" in text and "19 min left" in text

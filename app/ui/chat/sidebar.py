@@ -131,9 +131,7 @@ class ConversationSidebar(QFrame):
         item = self.list.currentItem()
         return item.data(ID_ROLE) if item is not None else None
 
-    def set_conversations(
-        self, conversations: Sequence[Conversation], current: int | None
-    ) -> None:
+    def set_conversations(self, conversations: Sequence[Conversation], current: int | None) -> None:
         """Show ``conversations`` (already sorted) with ``current`` selected."""
         self._updating = True
         try:

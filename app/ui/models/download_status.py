@@ -13,7 +13,7 @@ from app.ui.models.hub_bridge import HubBridge
 
 
 def eta_text(seconds: float | None) -> str:
-    """"5 s", "12 min", "2 h 05 min"; "" when unknown."""
+    """Time left in words: "5 s", "12 min", "2 h 05 min"; "" when unknown."""
     if seconds is None or seconds < 0:
         return ""
     if seconds < 60:

@@ -356,8 +356,9 @@ class OffloadDialog(QDialog):
         layout = QVBoxLayout(self)
         self.in_use_label = QLabel(
             f"Loaded now with this {in_use[0].lower()}{in_use[1:]}. The settings below are "
-            "kept with this model only." if in_use else "This model is not loaded. The "
-            "settings below are kept with this model only.",
+            "kept with this model only."
+            if in_use
+            else "This model is not loaded. The settings below are kept with this model only.",
             self,
         )
         self.in_use_label.setWordWrap(True)
