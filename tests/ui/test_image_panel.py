@@ -193,7 +193,7 @@ def stalled(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 
 
 def _check_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("image-check")]
+    return [t for t in threading.enumerate() if t.name.startswith("herd-image-check")]
 
 
 def test_a_large_image_is_checked_off_the_gui_thread(

@@ -2,10 +2,10 @@
 
 :func:`app.core.vision.check_image` decodes the whole image to catch a truncated file,
 about 0.2 s for a 12-megapixel photo, so the image panel must not run it on the GUI
-thread. Each submitted path becomes a job run on one of a few ``threading.Thread`` workers;
-the result comes back through one queued signal and is re-emitted on the GUI thread as
-:attr:`ImageChecker.checked`. Workers exist only while there is work: an idle checker has
-no threads, and :meth:`ImageChecker.shutdown` drops queued jobs and joins the running ones.
+thread. Each submitted path becomes a job of the window's one worker pattern
+(:class:`~app.ui.worker.JobRunner`, two at a time); the result is re-emitted on the GUI
+thread as :attr:`ImageChecker.checked`. Workers exist only while there is work, and
+:meth:`ImageChecker.shutdown` drops queued jobs and joins the running ones.
 
 Thumbnails are decoded into a ``QImage`` (safe off the GUI thread); the widget turns it
 into a ``QPixmap`` on the GUI thread.
@@ -13,9 +13,9 @@ into a ``QPixmap`` on the GUI thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import threading
-from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -23,6 +23,8 @@ from PySide6.QtGui import QImage, QImageReader
 
 from app.core import vision
 from app.core.errors import HerdError
+from app.core.jobs import CancelToken
+from app.ui.worker import JobFailed, JobRunner
 
 logger = logging.getLogger(__name__)
 
@@ -83,27 +85,18 @@ def check(job: int, path: str, side: int) -> CheckResult:
 class ImageChecker(QObject):
     """Checks images on worker threads; results arrive as :attr:`checked`, in the GUI thread.
 
-    Jobs may finish in any order; the caller keeps its own order by job id.
+    Jobs may finish in any order; the caller keeps its own order by job id. The threads
+    are the window's one worker pattern (:class:`~app.ui.worker.JobRunner`).
     """
 
     checked = Signal(object)  # CheckResult, for a job that was not cancelled
 
-    # emitted on worker threads, delivered (queued) on the GUI thread
-    _result_posted = Signal(object)
-
     def __init__(self, parent: QObject | None = None, *, workers: int = WORKERS) -> None:
         super().__init__(parent)
-        self._workers = max(1, workers)
-        self._lock = threading.Lock()
-        self._queue: deque[tuple[int, str, int]] = deque()
-        self._threads: list[threading.Thread] = []
-        self._active = 0  # workers that have not yet decided to exit
+        self._runner = JobRunner(self, workers=workers, name="image-check")
+        self._runner.event.connect(self._on_runner_event)
         self._live: set[int] = set()  # submitted, not yet delivered nor cancelled
-        self._next_job = 1
         self._closed = False
-        self._result_posted.connect(
-            self._on_worker_result_posted, Qt.ConnectionType.QueuedConnection
-        )
 
     @property
     def pending(self) -> int:
@@ -114,66 +107,36 @@ class ImageChecker(QObject):
         """Queue a check of ``path`` with a ``side``-pixel thumbnail; returns the job id."""
         if self._closed:
             raise RuntimeError("the image checker was shut down")
-        job = self._next_job
-        self._next_job += 1
-        self._live.add(job)
-        with self._lock:
-            self._queue.append((job, path, side))
-            start = self._active < self._workers
-            if start:
-                self._active += 1
-                self._threads = [t for t in self._threads if t.is_alive()]
-                thread = threading.Thread(target=self._work, name=f"image-check-{job}", daemon=True)
-                self._threads.append(thread)
-        if start:
-            thread.start()
-        return job
+
+        def job(_cancel: CancelToken) -> Iterator[CheckResult]:
+            yield check(0, path, side)  # the job id is set on delivery
+
+        job_id = self._runner.start(job)
+        self._live.add(job_id)
+        return job_id
 
     def cancel(self, job: int) -> None:
         """Forget a job: dropped if still queued, its result ignored if already running."""
         self._live.discard(job)
-        with self._lock:
-            self._queue = deque(item for item in self._queue if item[0] != job)
+        self._runner.cancel(job)
 
     def cancel_all(self) -> None:
         """Forget every job."""
         self._live.clear()
-        with self._lock:
-            self._queue.clear()
+        self._runner.cancel_all()
 
     def shutdown(self) -> None:
         """Drop queued jobs and join the workers (a running check ends within ~0.5 s)."""
         self._closed = True
         self.cancel_all()
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join()
-        with self._lock:
-            self._threads.clear()
+        self._runner.shutdown(timeout=30.0)
 
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                if self._closed or not self._queue:
-                    self._active -= 1
-                    return
-                job, path, side = self._queue.popleft()
-            try:
-                result = check(job, path, side)
-            except Exception:  # a bug must not kill the worker nor hang the panel
-                logger.exception("checking %s failed", path)
-                result = CheckResult(job, path, None, QImage(), "The image could not be read.")
-            if self._closed:
-                continue  # the loop ends at its next look at the queue
-            try:
-                self._result_posted.emit(result)
-            except RuntimeError:  # the checker was deleted without a shutdown
-                return
-
-    @Slot(object)
-    def _on_worker_result_posted(self, result: CheckResult) -> None:
-        if self._closed or result.job not in self._live:
+    @Slot(int, object)
+    def _on_runner_event(self, job: int, event: object) -> None:
+        if self._closed or job not in self._live:
             return  # cancelled meanwhile
-        self._live.discard(result.job)
-        self.checked.emit(result)
+        if isinstance(event, JobFailed):  # a bug must not hang the panel
+            event = CheckResult(job, "", None, QImage(), "The image could not be read.")
+        if isinstance(event, CheckResult):
+            self._live.discard(job)
+            self.checked.emit(dataclasses.replace(event, job=job))
