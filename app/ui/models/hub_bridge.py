@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app.core.errors import HerdError
 from app.core.hardware.probe import Hardware, probe_hardware
@@ -33,6 +33,8 @@ from app.core.hub.jobs import (
     JobState,
 )
 from app.core.hub.service import HubService, verdicts
+from app.core.jobs import CancelToken
+from app.ui.worker import JobEnded, JobRunner
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,6 @@ class HubBridge(QObject):
     download_stopped = Signal(str, str, str, str, bool)  # key, state, message, hint, token?
     queue_changed = Signal()
     library_changed = Signal()
-    _posted = Signal(object)
 
     def __init__(
         self,
@@ -79,12 +80,14 @@ class HubBridge(QObject):
         self.queue: DownloadQueue = service.queue()
         self._hardware = hardware
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._runner: threading.Thread | None = None
+        # the window's one worker pattern: look-ups side by side, downloads one at a time
+        self._lookups = JobRunner(self, workers=4, name="hub")
+        self._downloads = JobRunner(self, workers=1, name="hub-download")
+        self._lookups.event.connect(self._on_lookups_event)
+        self._downloads.event.connect(self._on_downloads_event)
         self._control: DownloadControl | None = None
         self._running_key = ""
         self._closing = False
-        self._posted.connect(self._on_worker_posted, Qt.ConnectionType.QueuedConnection)
 
     # --- look-ups -----------------------------------------------------------------------
 
@@ -124,18 +127,16 @@ class HubBridge(QObject):
             return self._hardware
 
     def _spawn(self, what: str, work: Callable[[], _Result]) -> None:
-        def run() -> None:
+        def job(_cancel: CancelToken) -> Iterator[_Result]:
             try:
-                self._posted.emit(work())
+                yield work()
             except HerdError as exc:
-                self._posted.emit(_Result("failed", (what, exc.user_message, exc.hint)))
+                yield _Result("failed", (what, exc.user_message, exc.hint))
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the window
                 logger.exception("%s failed", what)
-                self._posted.emit(_Result("failed", (what, f"Unexpected error: {exc}", "")))
+                yield _Result("failed", (what, f"Unexpected error: {exc}", ""))
 
-        thread = threading.Thread(target=run, name=f"hub-{what}", daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+        self._lookups.start(job)
 
     # --- downloads ----------------------------------------------------------------------
 
@@ -201,38 +202,42 @@ class HubBridge(QObject):
         return self._running_key
 
     def _start_runner(self) -> None:
-        if self._closing or (self._runner is not None and self._runner.is_alive()):
+        if self._closing or self._running_key:
             return
         entry = self.queue.next_queued()
         if entry is None:
             return
-        self._running_key = entry.request.key
-        self._control = DownloadControl()
-        self._keep(self.queue.update, entry.request.key, JobState.RUNNING)
+        request = entry.request
+        self._running_key = request.key
+        control = self._control = DownloadControl()
+        self._keep(self.queue.update, request.key, JobState.RUNNING)
         self.queue_changed.emit()
-        self._runner = threading.Thread(
-            target=self._run_one,
-            args=(entry.request, self._control),
-            name="hub-download",
-            daemon=True,
-        )
-        self._runner.start()
 
-    def _run_one(self, request: DownloadRequest, control: DownloadControl) -> None:
-        try:
-            for event in self.service.downloader().run(request, control):
-                self._posted.emit(event)
-        except Exception as exc:  # noqa: BLE001 - report, never kill the window
-            logger.exception("download %s crashed", request.key)
-            self._posted.emit(
-                DownloadStopped(request.key, JobState.FAILED, f"Unexpected error: {exc}")
-            )
-        self._posted.emit(_Result("runner-done", request.key))
+        def job(_cancel: CancelToken) -> Iterator[object]:
+            try:
+                yield from self.service.downloader().run(request, control)
+            except Exception as exc:  # noqa: BLE001 - report, never kill the window
+                logger.exception("download %s crashed", request.key)
+                yield DownloadStopped(request.key, JobState.FAILED, f"Unexpected error: {exc}")
 
-    @Slot(object)
-    def _on_worker_posted(self, item: object) -> None:
+        self._downloads.start(job)
+
+    @Slot(int, object)
+    def _on_lookups_event(self, _job: int, item: object) -> None:
+        if isinstance(item, _Result) and not self._closing:
+            self._on_result(item)
+
+    @Slot(int, object)
+    def _on_downloads_event(self, _job: int, item: object) -> None:
         if self._closing:  # shutdown() already settled the queue
             return
+        if isinstance(item, JobEnded):
+            self._control, self._running_key = None, ""
+            self._start_runner()
+            return
+        self._on_worker_posted(item)
+
+    def _on_worker_posted(self, item: object) -> None:
         if isinstance(item, DownloadProgress):
             self.download_progress.emit(item)
         elif isinstance(item, DownloadDone):
@@ -249,8 +254,6 @@ class HubBridge(QObject):
             self.download_stopped.emit(
                 item.key, item.state.value, item.message, item.hint, item.needs_token
             )
-        elif isinstance(item, _Result):
-            self._on_result(item)
 
     def _on_result(self, result: _Result) -> None:
         if result.kind == "quants":
@@ -261,11 +264,6 @@ class HubBridge(QObject):
             self.search_ready.emit(*result.payload)
         elif result.kind == "failed":
             self.lookup_failed.emit(*result.payload)
-        elif result.kind == "runner-done":
-            if self._runner is not None:
-                self._runner.join(JOIN_TIMEOUT_S)
-            self._runner, self._control, self._running_key = None, None, ""
-            self._start_runner()
 
     # --- library ------------------------------------------------------------------------
 
@@ -278,10 +276,9 @@ class HubBridge(QObject):
         self._closing = True
         if self._control is not None:
             self._control.pause()
-        for thread in [*self._threads, self._runner]:
-            if thread is not None:
-                thread.join(JOIN_TIMEOUT_S)
+        self._lookups.shutdown(JOIN_TIMEOUT_S)
+        self._downloads.shutdown(JOIN_TIMEOUT_S)
         if self._running_key:
             # it will resume at the next start: RUNNING turns back into QUEUED on load
             self._keep(self.queue.update, self._running_key, JobState.QUEUED)
-        self._threads, self._runner, self._control, self._running_key = [], None, None, ""
+        self._control, self._running_key = None, ""
