@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.core import events as ev
@@ -33,7 +34,7 @@ from app.core.load import (
 from app.core.model_wishes import WISHES_FILE, WishStore
 from app.core.paths import AppPaths
 from app.core.plan.words import describe as describe_plan
-from app.core.settings import Settings
+from app.core.settings import SamplingSettings, Settings
 from app.core.vision import check_image
 from app.machine_args import described_hardware, wishes_from_args
 
@@ -224,7 +225,13 @@ def _projector_for(args: argparse.Namespace, info_: GGUFInfo) -> Path:
     return found
 
 
-def _stream_reply(engine, history, sampling, *, stats: bool) -> tuple[int, str]:  # noqa: ANN001
+def _stream_reply(
+    engine: EngineClient,
+    history: Sequence[ChatMessage],
+    sampling: SamplingSettings,
+    *,
+    stats: bool,
+) -> tuple[int, str]:
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     try:

@@ -127,7 +127,8 @@ class EngineCrashed:
     log_tail: tuple[str, ...] = field(default_factory=tuple)
 
 
-Event = (
+# Everything the engine process and its client yield: one tagged union (the class is the tag).
+EngineEvent = (
     Progress
     | Loaded
     | Unloaded
@@ -135,6 +136,8 @@ Event = (
     | Finished
     | TokenCount
     | DeviceList
+    | Notice
     | Failed
     | EngineCrashed
 )
+Event = EngineEvent  # the older name

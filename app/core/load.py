@@ -57,6 +57,10 @@ class LoadRequest:
     threads: int | None = None  # an explicit thread count (``herd chat --threads``)
 
 
+# The load job's stream: its plan first, then the engine's events.
+LoadEvent = Planned | ev.EngineEvent
+
+
 def settings_for(plan: Plan, request: LoadRequest) -> LoadSettings:
     """The engine settings of ``plan`` (the same for the window and ``herd chat``)."""
     settings = plan.to_load_settings(request.base)
@@ -97,7 +101,7 @@ def machine(client: EngineClient) -> Hardware:
 
 def load_model(
     client: EngineClient, request: LoadRequest, cancel: CancelToken | None = None
-) -> Iterator[Any]:
+) -> Iterator[LoadEvent]:
     """The load job: Planned, then the engine's Progress events, then Loaded or Failed."""
     try:
         info = read_gguf(request.path)

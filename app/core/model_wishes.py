@@ -63,7 +63,8 @@ class ModelWishes:
         for name in ("n_ctx", "gpu_expert_layers"):
             value = data.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                out = dataclasses.replace(out, **{name: value})
+                counts: dict[str, Any] = {name: value}  # n_ctx or gpu_expert_layers: an int
+                out = dataclasses.replace(out, **counts)
         if isinstance(data.get("flash_attn"), bool):
             out = dataclasses.replace(out, flash_attn=data["flash_attn"])
         if isinstance(data.get("allow_disk"), bool):

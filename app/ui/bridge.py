@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.core import events as ev
 from app.core.chat.budget import Fitted, OverflowPolicy, fit_conversation, reply_reserve
@@ -28,6 +28,7 @@ from app.core.jobs import CancelToken
 from app.core.load import LoadRequest, Planned, load_model
 from app.core.paths import AppPaths
 from app.core.settings import SamplingSettings
+from app.ui.worker import JobEnded, JobFailed, JobRunner
 
 logger = logging.getLogger(__name__)
 
@@ -36,27 +37,24 @@ WATCH_INTERVAL_MS = 1000  # how soon a crash while idle is noticed
 JOIN_TIMEOUT_S = 5.0
 
 
-class _Unloaded:
-    """Posted when an unload job is done (the client's unload() yields nothing)."""
+@dataclass(frozen=True, slots=True)
+class DraftCounted:
+    """A draft count: the conversation with the draft, and the draft alone."""
+
+    n_tokens: int
+    n_draft: int
 
 
-class _JobEnded:
-    """Posted last by every job thread, whatever happened."""
+@dataclass(frozen=True, slots=True)
+class PromptFitted:
+    """A chat job fitted the conversation into the context (before generating)."""
+
+    fitted: Fitted
 
 
-class _Counted:
-    """Posted by a draft count."""
-
-    def __init__(self, n_tokens: int, n_draft: int) -> None:
-        self.n_tokens = n_tokens
-        self.n_draft = n_draft
-
-
-class _Fitted:
-    """Posted by a chat job once the conversation is fitted into the context."""
-
-    def __init__(self, fitted: Fitted) -> None:
-        self.fitted = fitted
+# Every event an engine job of the window yields: the engine's own, the load job's plan,
+# and the bridge's two steps of its own.
+BridgeEvent = ev.EngineEvent | Planned | PromptFitted | DraftCounted
 
 
 class EngineBridge(QObject):
@@ -78,9 +76,6 @@ class EngineBridge(QObject):
     notice = Signal(str)  # something to say that is not a failure (the job goes on)
     planned = Signal(object)  # Planned: the plan a load is about to use
 
-    # job id, event: emitted on job threads, delivered (queued) on the GUI thread
-    _event_posted = Signal(int, object)
-
     def __init__(
         self,
         paths: AppPaths,
@@ -90,21 +85,22 @@ class EngineBridge(QObject):
     ) -> None:
         super().__init__(parent)
         self._client = client if client is not None else EngineClient(paths)
-        self._thread: threading.Thread | None = None
-        self._cancel: CancelToken | None = None
-        self._job_ids = 0
+        # the window's one worker pattern: engine jobs one at a time, draft counts beside
+        self._jobs = JobRunner(self, workers=1, name="engine")
+        self._jobs.event.connect(self._on_jobs_event)
+        self._counts = JobRunner(self, workers=1, name="count")
+        self._counts.event.connect(self._on_counts_event)
+        self._current = 0  # the id of the newest engine job
         self._job_kind = ""  # kind of the current job; "" when idle
-        self._kinds: dict[int, str] = {}  # job id -> kind, until its thread has ended
+        self._kinds: dict[int, str] = {}  # job id -> kind, until the job has ended
         self._pending_text: list[str] = []
         self._streamed = 0  # tokens of the running reply, counted on the job thread
-        self._count_thread: threading.Thread | None = None
         self._count_again: tuple[list[ChatMessage], ChatMessage | None] | None = None
         self._text_lock = threading.Lock()
         self._closed = False
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(self._on_flush_timer_timeout)
-        self._event_posted.connect(self._on_job_event, Qt.ConnectionType.QueuedConnection)
         self._reported_crash: ev.EngineCrashed | None = None
         # a job reports a crash by itself; this notices one while no job runs
         self._watch_timer = QTimer(self)
@@ -151,7 +147,7 @@ class EngineBridge(QObject):
         """
         client = self._client
 
-        def job(cancel: CancelToken) -> Iterator[Any]:
+        def job(cancel: CancelToken) -> Iterator[BridgeEvent]:
             yield from load_model(client, request, cancel)
 
         self._start_job("load", job)
@@ -170,7 +166,7 @@ class EngineBridge(QObject):
         history = list(messages)
         client = self._client
 
-        def job(cancel: CancelToken) -> Iterator[Any]:
+        def job(cancel: CancelToken) -> Iterator[BridgeEvent]:
             facts = client.facts
             if facts is None:
                 yield ev.Failed("No model is loaded.", "Load a model first.")
@@ -187,7 +183,7 @@ class EngineBridge(QObject):
             except HerdError as exc:
                 yield ev.Failed(exc.user_message, exc.hint)
                 return
-            yield _Fitted(fitted)
+            yield PromptFitted(fitted)
             yield from client.chat(list(fitted.messages), sampling, cancel)
 
         self._start_job("chat", job)
@@ -203,13 +199,13 @@ class EngineBridge(QObject):
         """
         if self._closed or self.busy or self._client.facts is None:
             return
-        if self._count_thread is not None and self._count_thread.is_alive():
+        if self._counts.busy:
             self._count_again = (list(messages), draft)
             return
         history = list(messages) + ([draft] if draft is not None else [])
         client = self._client
 
-        def run() -> None:
+        def job(_cancel: CancelToken) -> Iterator[DraftCounted]:
             try:
                 n = client.count_tokens(messages=history) if history else 0
                 n_draft = 0
@@ -218,112 +214,90 @@ class EngineBridge(QObject):
                     n_draft = client.count_tokens(messages=[draft]) - frame
             except (HerdError, OSError):
                 return
-            self._event_posted.emit(0, _Counted(n, n_draft))
+            yield DraftCounted(n, n_draft)
 
-        self._count_thread = threading.Thread(target=run, name="herd-count", daemon=True)
-        self._count_thread.start()
+        self._counts.start(job)
 
     def unload(self) -> None:
         """Release the model; the engine process stays up."""
         client = self._client
 
-        def job(cancel: CancelToken) -> Iterator[Any]:
+        def job(cancel: CancelToken) -> Iterator[BridgeEvent]:
             client.unload()
-            yield _Unloaded()
+            yield ev.Unloaded()
 
         self._start_job("unload", job)
 
     @Slot()
     def stop(self) -> None:
         """Stop the reply being generated (it ends with a Finished, stop reason USER)."""
-        if self._job_kind == "chat" and self._cancel is not None:
-            self._cancel.cancel()
+        if self._job_kind == "chat":
+            self._jobs.cancel(self._current)
 
     @Slot()
     def cancel_load(self) -> None:
         """Cancel a running load."""
-        if self._job_kind == "load" and self._cancel is not None:
-            self._cancel.cancel()
+        if self._job_kind == "load":
+            self._jobs.cancel(self._current)
 
     def shutdown(self) -> None:
         """Cancel the running job, join its thread and shut the engine down (joined)."""
         if self._closed:
             return
         self._closed = True
-        self._finish_running_job()
-        if self._count_thread is not None:
-            self._count_thread.join(JOIN_TIMEOUT_S)
+        self._jobs.shutdown(JOIN_TIMEOUT_S)
+        self._counts.shutdown(JOIN_TIMEOUT_S)
         self._flush_timer.stop()
         self._watch_timer.stop()
         self._client.shutdown()
         self._set_job_kind("")
 
     # -- job machinery ---------------------------------------------------------------
-    def _start_job(self, kind: str, make: Callable[[CancelToken], Iterator[Any]]) -> None:
+    def _start_job(self, kind: str, make: Callable[[CancelToken], Iterator[BridgeEvent]]) -> None:
         if self._closed:
             logger.warning("ignoring a %s request after shutdown", kind)
             return
-        self._finish_running_job()
-        self._job_ids += 1
-        job_id = self._job_ids
-        cancel = CancelToken()
-        self._cancel = cancel
+        # the running job is cancelled and joined first (it ends within ~100 ms), so its
+        # last events are delivered before the new job's first
+        self._jobs.cancel_all()
+        self._jobs.join(JOIN_TIMEOUT_S)
         self._flush_text()  # the last words of a replaced reply, before its Finished
+        with self._text_lock:
+            self._streamed = 0
+        job_id = self._jobs.start(make, on_thread=self._gather_text)  # type: ignore[arg-type]
+        self._current = job_id
         self._kinds[job_id] = kind
         self._set_job_kind(kind)
-        self._thread = threading.Thread(
-            target=self._run_job, args=(job_id, make, cancel), name=f"herd-{kind}", daemon=True
-        )
-        self._thread.start()
         if kind == "chat":
             self._flush_timer.start()
 
-    def _finish_running_job(self) -> None:
-        """Cancel the running job and join its thread; its last events are still delivered."""
-        thread = self._thread
-        if thread is None:
-            return
-        if self._cancel is not None:
-            self._cancel.cancel()
-        thread.join(JOIN_TIMEOUT_S)
-        if thread.is_alive():
-            logger.warning("engine job thread %s did not stop in time", thread.name)
-        self._thread = None
-
-    def _run_job(
-        self, job_id: int, make: Callable[[CancelToken], Iterator[Any]], cancel: CancelToken
-    ) -> None:
-        """Body of a job thread: post every event; tokens go to the text buffer."""
-        try:
-            for event in make(cancel):
-                if isinstance(event, ev.Token):
-                    with self._text_lock:
-                        self._pending_text.append(event.text)
-                        self._streamed += event.n_tokens
-                else:
-                    self._event_posted.emit(job_id, event)
-        except Exception as exc:  # noqa: BLE001 - a job must always end with an event
-            logger.exception("engine job failed")
-            self._event_posted.emit(job_id, ev.Failed(f"Unexpected error: {exc}", ""))
-        self._event_posted.emit(job_id, _JobEnded())
+    def _gather_text(self, event: object) -> bool:
+        """On the job thread: reply text goes to one buffer the flush timer empties."""
+        if not isinstance(event, ev.Token):
+            return False
+        with self._text_lock:
+            self._pending_text.append(event.text)
+            self._streamed += event.n_tokens
+        return True
 
     @Slot(int, object)
-    def _on_job_event(self, job_id: int, event: object) -> None:
+    def _on_counts_event(self, _job: int, event: object) -> None:
+        if self._closed or not isinstance(event, DraftCounted):
+            return
+        self.draft_counted.emit(event.n_tokens, event.n_draft)
+        again, self._count_again = self._count_again, None
+        if again is not None:
+            QTimer.singleShot(0, lambda: self.count_draft(*again))
+
+    @Slot(int, object)
+    def _on_jobs_event(self, job_id: int, event: object) -> None:
         if self._closed:
             return
-        if isinstance(event, _Counted):
-            self.draft_counted.emit(event.n_tokens, event.n_draft)
-            again, self._count_again = self._count_again, None
-            if again is not None:
-                QTimer.singleShot(0, lambda: self.count_draft(*again))
-            return
-        if isinstance(event, _Fitted):
-            with self._text_lock:
-                self._streamed = 0
+        if isinstance(event, JobFailed):
+            event = ev.Failed(f"Unexpected error: {event.error}", "")
+        if isinstance(event, PromptFitted):
             self.prompt_fitted.emit(event.fitted)
             return
-        kind = self._kinds.get(job_id, "")
-        current = job_id == self._job_ids
         if isinstance(event, ev.Progress):
             self.load_progress.emit(event.fraction, event.message)
             return
@@ -333,12 +307,14 @@ class EngineBridge(QObject):
         if isinstance(event, Planned):
             self.planned.emit(event)
             return
+        kind = self._kinds.get(job_id, "")
+        current = job_id == self._current
         self._flush_text()
         if current:
             # idle before the signal goes out, so its slots may start the next job
             self._flush_timer.stop()
             self._set_job_kind("")
-        if isinstance(event, _JobEnded):
+        if isinstance(event, JobEnded):
             self._kinds.pop(job_id, None)
         elif isinstance(event, ev.Loaded):
             self.loaded.emit(event.facts)
@@ -347,7 +323,7 @@ class EngineBridge(QObject):
         elif isinstance(event, ev.EngineCrashed):
             self._reported_crash = event  # the watcher need not report it again
             self.engine_crashed.emit(event)
-        elif isinstance(event, _Unloaded | ev.Unloaded):
+        elif isinstance(event, ev.Unloaded):
             self.unloaded.emit()
         elif isinstance(event, ev.Failed):
             if kind == "load" and event.cancelled:

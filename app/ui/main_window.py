@@ -273,7 +273,9 @@ class MainWindow(QMainWindow):
         if self.conversations.session.replying:
             self.conversations.session.interrupt_reply()
         try:
-            self.store.set_state(GEOMETRY_KEY, bytes(self.saveGeometry().toBase64()).decode())
+            self.store.set_state(
+                GEOMETRY_KEY, bytes(self.saveGeometry().toBase64().data()).decode()
+            )
         except HerdError as exc:
             logger.warning("could not save the window's geometry: %s", exc.user_message)
         self.store.close()

@@ -39,7 +39,10 @@ class MenuHost(Protocol):
 
 
 def _add(
-    menu: QMenu, text: str, slot: Callable[[], object], shortcut: QKeySequence | str | None = None
+    menu: QMenu,
+    text: str,
+    slot: Callable[[], object],
+    shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
 ) -> QAction:
     action = menu.addAction(text)
     action.triggered.connect(lambda _checked=False: slot())

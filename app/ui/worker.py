@@ -49,7 +49,9 @@ class JobFailed:
 class JobRunner(QObject):
     """Runs jobs on worker threads; their events arrive on the GUI thread as :attr:`event`."""
 
-    event = Signal(int, object)  # job id, one event it yielded (or JobFailed, then JobEnded)
+    # job id, one event it yielded (or JobFailed, then JobEnded). The name hides the virtual
+    # QObject.event(QEvent) for Python callers only: Qt still dispatches to the C++ one.
+    event = Signal(int, object)  # type: ignore[assignment]
     _posted = Signal(int, object)  # emitted on worker threads, delivered queued
 
     def __init__(self, parent: QObject | None = None, *, workers: int = 1, name: str = "job"):

@@ -47,13 +47,15 @@ class Role(StrEnum):
         """
         if isinstance(value, Role):
             return value
-        try:
-            return cls(value)
-        except ValueError:
-            raise TemplateError(
-                f"Unknown message role {value!r}.",
-                "Use one of: system, user, assistant, ipython (tool).",
-            ) from None
+        if isinstance(value, str):  # anything else is no role name (_missing_ says so too)
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        raise TemplateError(
+            f"Unknown message role {value!r}.",
+            "Use one of: system, user, assistant, ipython (tool).",
+        )
 
     @property
     def template_name(self) -> str:

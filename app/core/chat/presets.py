@@ -8,6 +8,7 @@ and the readable part (at least the built-ins) is used: nothing is lost.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
 import logging
@@ -200,7 +201,7 @@ class PresetStore:
                 f"Check that the folder is writable and the disk is not full ({exc.strerror}).",
             ) from exc
 
-    def _read(self) -> list[Preset]:
+    def _read(self) -> builtins.list[Preset]:  # `list` here is the method above
         try:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -230,7 +231,7 @@ class PresetStore:
         return presets
 
     @staticmethod
-    def _parse(entry: Any, taken: list[Preset]) -> Preset | None:
+    def _parse(entry: Any, taken: builtins.list[Preset]) -> Preset | None:
         if not isinstance(entry, dict):
             return None
         pid, name, text = entry.get("id"), entry.get("name"), entry.get("text", "")

@@ -186,7 +186,7 @@ class ChatSession:
     def add_user(self, text: str, images: Sequence[str] = (), *, system: str = "") -> int:
         """Save the person's message (a new chat is created and titled by it)."""
         conversation = self._ensure_conversation(title_from(text) or "Image", system)
-        return self.store.add_message(conversation.id, ChatMessage(Role.USER, text, images))
+        return self.store.add_message(conversation.id, ChatMessage(Role.USER, text, tuple(images)))
 
     def _ensure_conversation(self, title: str, system: str = "") -> Conversation:
         if self._conversation is None:

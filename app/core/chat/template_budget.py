@@ -239,8 +239,8 @@ def check_method(
         hits = target.count(old) if old else n + 1
         budget.allow(n + hits * sized(new))
     elif name == "expandtabs":
-        tab = "\t" if isinstance(target, str) else b"\t"
-        budget.allow(n + target.count(tab) * abs(_arg(args, kwargs, 0, "tabsize", 8)))
+        tabs = target.count("\t") if isinstance(target, str) else target.count(b"\t")
+        budget.allow(n + tabs * abs(_arg(args, kwargs, 0, "tabsize", 8)))
     elif name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
         budget.allow(max(n, args[0]))
     elif name == "translate" and args and isinstance(args[0], Mapping):

@@ -66,7 +66,7 @@ class EngineClient(EngineProcess):
         preflight: bool = True,
         projector: str | Path | None = None,
         vision: bool = True,
-    ) -> Iterator[Any]:
+    ) -> Iterator[ev.EngineEvent]:
         """Load a model: Progress events, then Loaded or Failed.
 
         ``path`` may be the header already read (the load job reads it once). The GGUF is
@@ -139,7 +139,7 @@ class EngineClient(EngineProcess):
         messages: Sequence[ChatMessage],
         sampling: SamplingSettings,
         cancel: CancelToken | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[ev.EngineEvent]:
         """Generate the assistant's reply: Token events, then Finished or Failed.
 
         Messages' ``images`` (``sha256:`` refs or file paths) go to the vision projector;
@@ -162,7 +162,7 @@ class EngineClient(EngineProcess):
         cancel: CancelToken | None = None,
         stop_tokens: Sequence[str] = (),
         images: Sequence[str | Path] = (),
-    ) -> Iterator[Any]:
+    ) -> Iterator[ev.EngineEvent]:
         """Plain completion of ``prompt``, the person's own raw text.
 
         Special tokens in it are parsed (``<|eot|>`` is the control token): a raw prompt is
@@ -175,7 +175,7 @@ class EngineClient(EngineProcess):
         yield from self._generate(args, cancel)
 
     # -- the engine self-check, and one retry in the safe configuration ---------------
-    def _checked(self) -> Generator[Any, None, CheckRecord]:
+    def _checked(self) -> Generator[ev.EngineEvent, None, CheckRecord]:
         """The self-check's verdict for this machine (run first when there is none)."""
         if self.check is not None:
             return self.check
@@ -190,7 +190,9 @@ class EngineClient(EngineProcess):
         self.check = record
         return record
 
-    def _generate(self, args: dict[str, Any], cancel: CancelToken | None) -> Iterator[Any]:
+    def _generate(
+        self, args: dict[str, Any], cancel: CancelToken | None
+    ) -> Iterator[ev.EngineEvent]:
         """A generate job; a crash at the first decode after a load gets one safe retry.
 
         llama.cpp's repacked CPU weights crash some CPUs at the first decode (its AMX path
@@ -210,7 +212,7 @@ class EngineClient(EngineProcess):
             produced = produced or isinstance(event, ev.Token)
             yield event
 
-    def _reload_safe(self, crash: ev.EngineCrashed) -> Generator[Any, None, bool]:
+    def _reload_safe(self, crash: ev.EngineCrashed) -> Generator[ev.EngineEvent, None, bool]:
         if self._last_load is None or self.check is None:
             return False
         how = crash.message.split(": ", 1)[-1].split(".", 1)[0]  # "it crashed (SIGSEGV)"

@@ -37,7 +37,7 @@ def stream_reply(
     tokens: list[int],
     sampling: SamplingSettings,
     stop_tokens: Sequence[str],
-    emit: Callable[[Any], None],
+    emit: Callable[[ev.EngineEvent], None],
     should_stop: Callable[[], bool],
     *,
     started: float,

@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import logging
 import re
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, TypeVar
 
@@ -32,6 +33,8 @@ KV_TYPES = {"f16": lib.GGML_TYPE_F16, "q8_0": lib.GGML_TYPE_Q8_0, "q4_0": lib.GG
 
 # ctypes callbacks must outlive every C call that may invoke them.
 _keep_alive: list[Any] = []
+# Each model's abort callback (set_abort_check), for enable_abort_check to switch back on.
+_abort_callbacks: weakref.WeakKeyDictionary[llama_cpp.Llama, Any] = weakref.WeakKeyDictionary()
 # Extra readers of the log (e.g. the load collecting where tensors were placed).
 _log_listeners: list[Callable[[bytes], None]] = []
 _OVERRIDE_LINE = re.compile(rb"tensor (\S+) \(.*\) buffer type overridden to (\S+)")
@@ -235,7 +238,7 @@ def set_abort_check(llm: llama_cpp.Llama, should_abort: Callable[[], bool]) -> N
             return False
 
     _keep_alive.append(_abort)
-    llm._abort_callback = _abort  # tie its lifetime to the model as well
+    _abort_callbacks[llm] = _abort
     lib.llama_set_abort_callback(llm._ctx.ctx, _abort, ctypes.c_void_p(0))
 
 
@@ -316,7 +319,7 @@ def enable_abort_check(llm: llama_cpp.Llama, enabled: bool) -> None:
     per token): worth it while a long prompt is evaluated, not for one-token decodes, where
     the generate loop checks for Stop between tokens anyway.
     """
-    callback = llm._abort_callback if enabled else lib.ggml_abort_callback(0)
+    callback = _abort_callbacks[llm] if enabled else lib.ggml_abort_callback(0)
     lib.llama_set_abort_callback(llm._ctx.ctx, callback, ctypes.c_void_p(0))
 
 

@@ -51,7 +51,7 @@ class EngineProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._retiring: subprocess.Popen[bytes] | None = None  # the one shutdown() ends
-        self._pending: dict[int, queue.Queue[Any]] = {}
+        self._pending: dict[int, queue.Queue[ev.EngineEvent]] = {}
         self._lock = threading.Lock()  # guards _pending
         self._send_lock = threading.Lock()  # one writer at a time on the request pipe
         self._ids = itertools.count(1)
@@ -196,14 +196,16 @@ class EngineProcess:
             proc.stdin.write(request.encode())
             proc.stdin.flush()
 
-    def _job(self, op: str, args: dict[str, Any], cancel: CancelToken | None) -> Iterator[Any]:
+    def _job(
+        self, op: str, args: dict[str, Any], cancel: CancelToken | None
+    ) -> Iterator[ev.EngineEvent]:
         if not self.alive:
             if self.crash is not None:
                 yield self.crash
                 return
             self.start()
         request_id = next(self._ids)
-        events: queue.Queue[Any] = queue.Queue()
+        events: queue.Queue[ev.EngineEvent] = queue.Queue()
         with self._lock:
             self._pending[request_id] = events
         stop_sent = False

@@ -62,7 +62,7 @@ _EVENT_TYPES: dict[str, type] = {
 }
 
 
-def encode_event(request_id: int, event: Any) -> bytes:
+def encode_event(request_id: int, event: ev.EngineEvent) -> bytes:
     """Serialize an event answering request ``request_id``."""
     payload = dataclasses.asdict(event)
     payload["type"] = type(event).__name__
@@ -70,7 +70,7 @@ def encode_event(request_id: int, event: Any) -> bytes:
     return (json.dumps(payload, default=_enum_value) + "\n").encode()
 
 
-def decode_event(line: bytes | str) -> tuple[int, Any]:
+def decode_event(line: bytes | str) -> tuple[int, ev.EngineEvent]:
     """Parse a line written by encode_event(); returns (request id, event)."""
     data = json.loads(line)
     request_id = int(data.pop("id"))

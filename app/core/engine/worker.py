@@ -61,7 +61,7 @@ class Worker:
         self._cached_before = 0  # prompt positions found cached (for the prompt speed)
 
     # -- plumbing ---------------------------------------------------------------
-    def emit(self, request_id: int, event: Any) -> None:
+    def emit(self, request_id: int, event: ev.EngineEvent) -> None:
         """Send one event to the app."""
         data = proto.encode_event(request_id, event)
         with self._write_lock:
@@ -309,12 +309,14 @@ class Worker:
         from app.core.engine import multimodal
 
         placeholder = str(req.args.get("image_placeholder", ""))
-        evaluate = (
-            multimodal.evaluate_prompt if isinstance(prompt, str) else multimodal.evaluate_segments
-        )
-        tokens, n_image, self._cached_before = evaluate(
-            llm, self._projector, prompt, images, placeholder, self._should_stop
-        )
+        if isinstance(prompt, str):
+            tokens, n_image, self._cached_before = multimodal.evaluate_prompt(
+                llm, self._projector, prompt, images, placeholder, self._should_stop
+            )
+        else:
+            tokens, n_image, self._cached_before = multimodal.evaluate_segments(
+                llm, self._projector, prompt, images, placeholder, self._should_stop
+            )
         return tokens, n_image
 
 

@@ -66,7 +66,7 @@ class CpuInfo:
 
 def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:
     """(model name, known features) from the text of Linux's ``/proc/cpuinfo``."""
-    model, flags = "", set()
+    model, flags = "", set[str]()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()
@@ -80,7 +80,7 @@ def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:
 
 def parse_sysctl_features(text: str) -> tuple[str, ...]:
     """Known features from ``sysctl hw.optional`` output (``name: 1`` lines) on macOS."""
-    on = set()
+    on: set[str] = set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if value.strip() == "1":
@@ -92,7 +92,8 @@ def probe_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuInfo:
     """This machine's CPU (never raises: what cannot be read stays empty)."""
     arch = platform.machine() or "unknown"
     cores = os.cpu_count() or 1
-    model, features = "", ()
+    model = ""
+    features: tuple[str, ...] = ()
     if sys.platform.startswith("linux"):
         try:
             model, features = parse_cpuinfo(cpuinfo.read_text(encoding="utf-8", errors="replace"))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.core import events as ev
@@ -256,6 +256,7 @@ class ChatView(QScrollArea):
             if bubble is self._reply:
                 self._reply = None
             row = bubble.parentWidget()
+            assert row is not None  # _add put every bubble in a row of its own
             self._column.removeWidget(row)
             row.deleteLater()
         del self._bubbles[index:]
@@ -312,7 +313,7 @@ class ChatView(QScrollArea):
         share = USER_WIDTH if bubble.role is Role.USER else ASSISTANT_WIDTH
         bubble.fit(max(200, int(width * share)))
 
-    def resizeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         """Keep bubbles a share of the view's width."""
         super().resizeEvent(event)
         for bubble in self._bubbles:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from app.core import events as ev
 from app.core.chat import attachments
@@ -52,7 +52,7 @@ class ConversationController(QObject):
         undo_banner: UndoBanner,
         sampling: Callable[[], SamplingSettings],
         system_prompt: Callable[[], str],
-        parent: QWidget,
+        parent: QMainWindow,
     ) -> None:
         super().__init__(parent)
         self.session = session

@@ -57,7 +57,7 @@ class MessageBubble(QFrame):
         self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self._on_render_timer_timeout)
         self.setObjectName("userBubble" if role is Role.USER else "assistantBubble")
-        column = QVBoxLayout(self)
+        column = self._column = QVBoxLayout(self)
         column.setContentsMargins(14, 10, 14, 6)
         column.setSpacing(6)
         self.thumbs = [ImageThumb(path, self) for path in self._images]
@@ -214,7 +214,7 @@ class MessageBubble(QFrame):
         """Size the blocks to the widest line, so short messages get snug bubbles."""
         if not self._max_width:
             return
-        margins = self.layout().contentsMargins()
+        margins = self._column.contentsMargins()
         room = max(80, self._max_width - margins.left() - margins.right())
         width = max(self.body.natural_width(room), self._footer_width())
         if self.thumbs:

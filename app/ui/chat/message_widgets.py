@@ -265,7 +265,8 @@ class MarkdownBody(QWidget):
             self._theme = theme
             self._blocks = [Block(b.kind, "\x00") for b in self._blocks]  # all stale
 
-    def render(self, source: str) -> None:
+    # Hides QWidget.render (painting into a device), which is not virtual and never used here.
+    def render(self, source: str) -> None:  # type: ignore[override]
         """Show ``source``; only blocks whose Markdown changed are rendered again."""
         blocks = split_blocks(source)
         for i, block in enumerate(blocks):

@@ -70,6 +70,8 @@ class ImagePanel(QFrame):
     image_rejected = Signal(str, str)  # (message, hint) for a refused image
     busy_changed = Signal(bool)  # whether some images are still being checked
     checks_finished = Signal()  # the last pending check is done (or was dropped)
+    # The thumbnails' scroll area; the name hides QWidget.scroll(dx, dy), never called here.
+    scroll: QScrollArea  # type: ignore[assignment]
 
     def __init__(self, paths: AppPaths, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -292,7 +294,8 @@ class ImagePanel(QFrame):
         data = QByteArray()
         buffer = QBuffer(data)
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        image.save(buffer, "PNG")
+        # PySide6's stub types the format as bytes, but at run time only a str is accepted
+        image.save(buffer, "PNG")  # type: ignore[call-overload]
         buffer.close()
         try:
             stored = attachments.import_bytes(self._paths, bytes(data.data()))

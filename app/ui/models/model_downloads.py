@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from app.core.hub.jobs import DownloadProgress, JobState
 from app.core.hub.verdict import size_text
 from app.ui.models.hub_bridge import HubBridge
-from app.ui.models.model_tables import REPO_ROLE, make_item, make_table, selected_row
+from app.ui.models.model_tables import REPO_ROLE, item_at, make_item, make_table, selected_row
 
 
 def duration_text(seconds: float | None) -> str:
@@ -70,14 +70,14 @@ class DownloadsPage(QWidget):
     def row_of(self, key: str) -> int | None:
         """The row showing the download ``key``, or None."""
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(REPO_ROLE) == key:
+            if item_at(self.table, row, 0).data(REPO_ROLE) == key:
                 return row
         return None
 
     def selected_key(self) -> str | None:
         """The key of the selected download, or None."""
         row = selected_row(self.table)
-        return None if row is None else self.table.item(row, 0).data(REPO_ROLE)
+        return None if row is None else item_at(self.table, row, 0).data(REPO_ROLE)
 
     @Slot()
     def refresh(self) -> None:

@@ -40,12 +40,12 @@ from app.core.hardware.probe import Hardware
 from app.core.hub.catalog import CURATED
 from app.core.hub.jobs import DownloadRequest
 from app.core.hub.service import HubService
-from app.core.hub.verdict import Fit, size_text
+from app.core.hub.verdict import Fit, Verdict, size_text
 from app.core.paths import AppPaths
 from app.ui.models.hub_bridge import HubBridge, QuantsResult
 from app.ui.models.model_downloads import DownloadsPage
 from app.ui.models.model_library import LibraryPage
-from app.ui.models.model_tables import REPO_ROLE, make_item, make_table, selected_row
+from app.ui.models.model_tables import REPO_ROLE, item_at, make_item, make_table, selected_row
 
 __all__ = ["REPO_ROLE", "DownloadsPage", "LibraryPage", "ModelManagerDialog"]
 
@@ -267,19 +267,20 @@ class ModelManagerDialog(QDialog):
         key = (self._quants.quants.repo_id, option.quant)
         if key not in self._planned:
             self._planned.add(key)
-            cell = self.quant_table.item(row, 3)
-            cell.setToolTip("Estimated from the size; asking the planner (reads the headers)…")
+            item_at(self.quant_table, row, 3).setToolTip(
+                "Estimated from the size; asking the planner (reads the headers)…"
+            )
             self.bridge.plan_quant(self._quants.quants, row)
 
     @Slot(str, str, object, str)
-    def _on_bridge_planned(self, repo_id: str, quant: str, verdict: object, reasons: str) -> None:
+    def _on_bridge_planned(self, repo_id: str, quant: str, verdict: Verdict, reasons: str) -> None:
         if self._quants is None or self._quants.quants.repo_id != repo_id:
             return
         for row, option in enumerate(self._quants.quants.quants):
             if option.quant == quant:
-                cell = self.quant_table.item(row, 3)
-                cell.setText(verdict.text())  # type: ignore[attr-defined]
-                cell.setToolTip(f"The planner, from this quant's headers:\n{reasons}")
+                item = item_at(self.quant_table, row, 3)
+                item.setText(verdict.text())
+                item.setToolTip(f"The planner, from this quant's headers:\n{reasons}")
 
     @Slot()
     def _on_download_requested(self) -> None:
@@ -304,7 +305,7 @@ class ModelManagerDialog(QDialog):
             quant = what.rsplit(" ", 1)[-1]
             for row, option in enumerate(self._quants.quants.quants):
                 if option.quant == quant:
-                    self.quant_table.item(row, 3).setToolTip(
+                    item_at(self.quant_table, row, 3).setToolTip(
                         f"Estimated from the size; the planner could not read the headers: "
                         f"{message}"
                     )

@@ -35,3 +35,10 @@ def selected_row(table: QTableWidget) -> int | None:
     """The selected row of ``table``, or None."""
     rows = table.selectionModel().selectedRows() if table.selectionModel() else []
     return rows[0].row() if rows else None
+
+
+def item_at(table: QTableWidget, row: int, column: int) -> QTableWidgetItem:
+    """The item at ``row``, ``column`` (every cell of these tables has one: make_item)."""
+    item = table.item(row, column)
+    assert item is not None, (row, column)
+    return item

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
@@ -290,7 +291,7 @@ class OffloadPanel(QWidget):
 
     # --- slots ----------------------------------------------------------------------
 
-    def _wish(self, **changes: object) -> None:
+    def _wish(self, **changes: Any) -> None:  # fields of Wishes (replace refuses others)
         self._wishes = dataclasses.replace(self._wishes, **changes)
         self._timer.start()
 

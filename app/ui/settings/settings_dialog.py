@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QPalette
@@ -154,7 +155,7 @@ class SamplingPage(QWidget):
 
     def values(self) -> SamplingSettings:
         """The sampling settings the controls show."""
-        values = {
+        values: dict[str, Any] = {  # int and float fields of SamplingSettings
             name: w.value() if isinstance(w, SliderSpin) else int(w.value())
             for name, w in self.fields.items()
         }
