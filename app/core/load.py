@@ -162,8 +162,8 @@ def compare(plan: Plan, facts: ev.ModelFacts) -> list[str]:
                     f"{device.name} {label}: planned {planned / _MIB:,.0f} MiB, "
                     f"llama.cpp allocated {actual / _MIB:,.0f} MiB"
                 )
-    for device in set(got) - {d.name for d in plan.devices}:
-        notes.append(f"llama.cpp used {device}, which the plan did not include")
+    for extra in sorted(set(got) - {d.name for d in plan.devices}):
+        notes.append(f"llama.cpp used {extra}, which the plan did not include")
     return notes
 
 

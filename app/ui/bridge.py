@@ -87,9 +87,9 @@ class EngineBridge(QObject):
         self._client = client if client is not None else EngineClient(paths)
         # the window's one worker pattern: engine jobs one at a time, draft counts beside
         self._jobs = JobRunner(self, workers=1, name="engine")
-        self._jobs.event.connect(self._on_jobs_event)
+        self._jobs.delivered.connect(self._on_jobs_event)
         self._counts = JobRunner(self, workers=1, name="count")
-        self._counts.event.connect(self._on_counts_event)
+        self._counts.delivered.connect(self._on_counts_event)
         self._current = 0  # the id of the newest engine job
         self._job_kind = ""  # kind of the current job; "" when idle
         self._kinds: dict[int, str] = {}  # job id -> kind, until the job has ended
@@ -264,7 +264,7 @@ class EngineBridge(QObject):
         self._flush_text()  # the last words of a replaced reply, before its Finished
         with self._text_lock:
             self._streamed = 0
-        job_id = self._jobs.start(make, on_thread=self._gather_text)  # type: ignore[arg-type]
+        job_id = self._jobs.start(make, on_thread=self._gather_text)
         self._current = job_id
         self._kinds[job_id] = kind
         self._set_job_kind(kind)

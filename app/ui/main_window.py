@@ -11,12 +11,11 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, Qt, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from app.core import events as ev
-from app.core.chat.budget import Fitted
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.presets import PresetStore
 from app.core.chat.session import ChatSession, open_history
@@ -34,6 +33,7 @@ from app.ui.chat.chat_view import ChatView
 from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.conversations import ConversationController
+from app.ui.chat.meter_controller import MeterController
 from app.ui.chat.sidebar import ConversationSidebar
 from app.ui.menus import build_menus
 from app.ui.models.download_status import DownloadStatus
@@ -48,7 +48,6 @@ from app.ui.settings.settings_dialog import SettingsDialog
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1180, 760)
-DRAFT_COUNT_DELAY_MS = 250  # count the draft's tokens once typing pauses
 GEOMETRY_KEY = "window_geometry"
 
 
@@ -117,10 +116,15 @@ class MainWindow(QMainWindow):
         self.models.model_ready.connect(self._on_models_model_ready)
         self.models.model_gone.connect(self._on_models_model_gone)
         build_menus(self)
-        self._draft_timer = QTimer(self)
-        self._draft_timer.setSingleShot(True)
-        self._draft_timer.setInterval(DRAFT_COUNT_DELAY_MS)
-        self._draft_timer.timeout.connect(self._on_draft_timer_timeout)
+        self.meter = MeterController(
+            self,
+            bridge=self.bridge,
+            conversations=self.conversations,
+            composer=self.composer,
+            meter=self.context_meter,
+            system_prompt=self.system_prompt,
+            say=self.statusBar().showMessage,
+        )
         self._connect()
         self.models.show_no_model()
         self._on_models_model_gone()
@@ -175,28 +179,18 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.reply_status)
         self.context_meter = ContextMeter(self)
         self.statusBar().addPermanentWidget(self.context_meter)
-        self._prompt_tokens = 0
 
     def _connect(self) -> None:
         self.bridge.notice.connect(self._on_bridge_notice)
         self.model_bar.file_opened.connect(self._on_model_bar_file_opened)
         self.model_bar.manager_requested.connect(self.open_model_manager)
-        self.chat_header.system_prompt_requested.connect(
-            self._on_chat_header_system_prompt_requested
-        )
+        self.chat_header.system_prompt_requested.connect(self.open_system_prompt)
         self.conversations.conversation_changed.connect(self._on_conversations_conversation_changed)
         if self.composer.image_panel is not None:
             self.composer.image_panel.image_rejected.connect(self._on_image_panel_image_rejected)
         self.composer.send_requested.connect(self._on_composer_send_requested)
-        self.composer.stop_requested.connect(self._on_composer_stop_requested)
-        self.composer.editor.textChanged.connect(self._draft_timer.start)
-        if self.composer.image_panel is not None:
-            self.composer.image_panel.images_changed.connect(self._draft_timer.start)
-        b = self.bridge
-        b.reply_finished.connect(self._on_bridge_reply_finished)
-        b.prompt_fitted.connect(self._on_bridge_prompt_fitted)
-        b.tokens_streamed.connect(self._on_bridge_tokens_streamed)
-        b.draft_counted.connect(self._on_bridge_draft_counted)
+        self.composer.stop_requested.connect(self.stop_reply)
+        self.bridge.reply_finished.connect(self._on_bridge_reply_finished)
 
     # -- public ----------------------------------------------------------------------
     @property
@@ -263,7 +257,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
-        self._draft_timer.stop()
+        self.meter.stop()
         self.conversations.close()
         self.bridge.shutdown()
         if self.composer.image_panel is not None:
@@ -361,10 +355,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{message} {hint}".strip(), 15_000)
 
     @Slot()
-    def _on_chat_header_system_prompt_requested(self) -> None:
-        self.open_system_prompt()
-
-    @Slot()
     def _on_conversations_conversation_changed(self) -> None:
         conversation = self.conversations.session.conversation
         if conversation is None:
@@ -378,53 +368,13 @@ class MainWindow(QMainWindow):
         self.bridge.stop()
 
     @Slot()
-    def _on_composer_stop_requested(self) -> None:
-        self.bridge.stop()
-
-    @Slot()
-    def _on_draft_timer_timeout(self) -> None:
-        if self._closed:
-            return
-        session = self.conversations.session
-        messages, _ = session.prompt()
-        if session.conversation is None and self.system_prompt():
-            messages = [ChatMessage(Role.SYSTEM, self.system_prompt())]  # what it will start with
-        text, images = self.composer.text.strip(), self.composer.images
-        draft = ChatMessage(Role.USER, text, images) if text or images else None
-        if messages or draft is not None:
-            self.bridge.count_draft(messages, draft)
-        elif self.bridge.facts is not None:
-            self.context_meter.set_usage(0, self.bridge.facts.n_ctx)
-
-    # -- from the engine -------------------------------------------------------------
-    @Slot(object)
-    def _on_bridge_prompt_fitted(self, fitted: Fitted) -> None:
-        self._prompt_tokens = fitted.prompt_tokens
-        self.context_meter.set_usage(fitted.prompt_tokens, fitted.n_ctx)
-        if fitted.dropped:
-            self.statusBar().showMessage(
-                f"{len(fitted.dropped)} older messages were left out so the chat fits the context.",
-                8000,
-            )
-
-    @Slot(int)
-    def _on_bridge_tokens_streamed(self, n_tokens: int) -> None:
-        self.context_meter.set_usage(self._prompt_tokens + n_tokens, self.context_meter.total)
-
-    @Slot(int, int)
-    def _on_bridge_draft_counted(self, n_tokens: int, n_draft: int) -> None:
-        if self.bridge.facts is not None and not self.bridge.busy:
-            self.context_meter.set_usage(n_tokens, self.bridge.facts.n_ctx)
-            self.composer.set_draft_tokens(n_draft)
-
-    @Slot()
     def _on_models_model_gone(self) -> None:
         if self.composer.image_panel is not None:
             self.composer.image_panel.set_enabled_reason(False, "Load a model first.")
 
     @Slot(object)
     def _on_models_model_ready(self, facts: ev.ModelFacts) -> None:
-        self._draft_timer.start()
+        self.meter.recount()
         try:
             library.record_use(self._paths, Path(facts.path))
         except OSError as exc:
@@ -440,9 +390,6 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_bridge_reply_finished(self, finished: ev.Finished) -> None:
-        self.context_meter.set_usage(
-            finished.prompt_tokens + finished.generated_tokens, self.context_meter.total
-        )
         self.reply_status.setText(
             f"last reply {finished.decode_tok_s:.1f} tok/s  ·  "
             f"prompt {finished.prompt_tok_s:.0f} tok/s"

@@ -47,11 +47,9 @@ class JobFailed:
 
 
 class JobRunner(QObject):
-    """Runs jobs on worker threads; their events arrive on the GUI thread as :attr:`event`."""
+    """Runs jobs on worker threads; their events arrive on the GUI thread as :attr:`delivered`."""
 
-    # job id, one event it yielded (or JobFailed, then JobEnded). The name hides the virtual
-    # QObject.event(QEvent) for Python callers only: Qt still dispatches to the C++ one.
-    event = Signal(int, object)  # type: ignore[assignment]
+    delivered = Signal(int, object)  # job id, one event it yielded (or JobFailed, then JobEnded)
     _posted = Signal(int, object)  # emitted on worker threads, delivered queued
 
     def __init__(self, parent: QObject | None = None, *, workers: int = 1, name: str = "job"):
@@ -162,4 +160,4 @@ class JobRunner(QObject):
     @Slot(int, object)
     def _on_posted(self, job_id: int, event: object) -> None:
         if not self._closed:
-            self.event.emit(job_id, event)
+            self.delivered.emit(job_id, event)

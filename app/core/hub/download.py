@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,7 +195,9 @@ class Downloader:
             if f in todo:
                 paths[f.name] = yield from self._fetch(request, f, control, tally, rate)
             else:
-                paths[f.name] = self._cached(request, f)  # type: ignore[assignment]
+                cached = self._cached(request, f)
+                assert cached is not None  # it is not in ``todo``
+                paths[f.name] = cached
         model = paths[request.model_file]
         projector = paths.get(request.projector_file) if request.projector_file else None
         yield DownloadDone(request.key, model, projector)
@@ -236,7 +238,7 @@ class Downloader:
         control: CancelToken,
         tally: _Tally,
         rate: Rate,
-    ) -> Iterator[DownloadEvent]:
+    ) -> Generator[DownloadEvent, None, Path]:
         # by commit, so every part of a split model comes from the same one
         revision = request.commit or request.revision
         where = self.client.locate(request.repo_id, f.name, revision)
@@ -265,7 +267,7 @@ class Downloader:
                         if control.cancelled:
                             raise DownloadPaused("paused")
                 tally.done = base + offset
-                yield self._progress(tally, f.name, offset, size, None, "checking", force=True)
+                yield self._forced(tally, f.name, offset, size, "checking")
             while offset < size:
                 if control.cancelled:
                     raise DownloadPaused("paused")
@@ -315,7 +317,7 @@ class Downloader:
                             f"The Hub keeps ending the transfer of {f.name} early.",
                             "Try again later; the part downloaded so far is kept.",
                         )
-            yield self._progress(tally, f.name, offset, size, None, "verifying", force=True)
+            yield self._forced(tally, f.name, offset, size, "verifying")
             digest = hasher.hexdigest()
         if offset != size or (sha is not None and digest != sha):
             part.unlink(missing_ok=True)
@@ -329,6 +331,14 @@ class Downloader:
         return hub_cache.store(
             self.cache, request.repo_id, request.revision, commit, f.name, blob, part
         )
+
+    def _forced(
+        self, tally: _Tally, name: str, done: int, total: int, phase: str
+    ) -> DownloadProgress:
+        """A progress event that is always sent (a phase starts: checking, verifying)."""
+        progress = self._progress(tally, name, done, total, None, phase, force=True)
+        assert progress is not None  # forced
+        return progress
 
     def _progress(
         self,

@@ -86,7 +86,8 @@ def _group(files: Sequence[Path]) -> list[tuple[Path, ...]]:
 def _projector(snapshot: Path, model: Path) -> Path | None:
     projectors = sorted(p for p in snapshot.rglob("*.gguf") if is_projector(p.name))
     near = [p for p in projectors if p.parent == model.parent]
-    return (near or projectors or [None])[0]
+    found = near or projectors
+    return found[0] if found else None
 
 
 def list_models(paths: AppPaths, cache: Path | None = None) -> list[LocalModel]:

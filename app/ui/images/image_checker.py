@@ -94,7 +94,7 @@ class ImageChecker(QObject):
     def __init__(self, parent: QObject | None = None, *, workers: int = WORKERS) -> None:
         super().__init__(parent)
         self._runner = JobRunner(self, workers=workers, name="image-check")
-        self._runner.event.connect(self._on_runner_event)
+        self._runner.delivered.connect(self._on_runner_event)
         self._live: set[int] = set()  # submitted, not yet delivered nor cancelled
         self._closed = False
 

@@ -83,8 +83,8 @@ class HubBridge(QObject):
         # the window's one worker pattern: look-ups side by side, downloads one at a time
         self._lookups = JobRunner(self, workers=4, name="hub")
         self._downloads = JobRunner(self, workers=1, name="hub-download")
-        self._lookups.event.connect(self._on_lookups_event)
-        self._downloads.event.connect(self._on_downloads_event)
+        self._lookups.delivered.connect(self._on_lookups_event)
+        self._downloads.delivered.connect(self._on_downloads_event)
         self._control: DownloadControl | None = None
         self._running_key = ""
         self._closing = False
