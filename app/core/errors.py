@@ -47,9 +47,5 @@ class EngineCrashedError(EngineError):
         self.log_tail = log_tail
 
 
-class CancelledError(HerdError):
-    """A job was cancelled by the user."""
-
-
 class HardwareSpecError(HerdError, ValueError):
     """A hardware description (a size, a profile name, flags) that makes no sense."""

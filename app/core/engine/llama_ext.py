@@ -32,7 +32,7 @@ T = TypeVar("T")
 KV_TYPES = {"f16": lib.GGML_TYPE_F16, "q8_0": lib.GGML_TYPE_Q8_0, "q4_0": lib.GGML_TYPE_Q4_0}
 
 # ctypes callbacks must outlive every C call that may invoke them.
-_keep_alive: list[Any] = []
+_log_sinks: list[Any] = []
 # Each model's abort callback (set_abort_check), for enable_abort_check to switch back on.
 _abort_callbacks: weakref.WeakKeyDictionary[llama_cpp.Llama, Any] = weakref.WeakKeyDictionary()
 # Extra readers of the log (e.g. the load collecting where tensors were placed).
@@ -53,7 +53,7 @@ def send_log_to(stream: IO[bytes]) -> None:
         except Exception:  # an exception cannot cross into C; never let a log line kill a decode
             pass
 
-    _keep_alive.append(_sink)
+    _log_sinks[:] = [_sink]  # one per process: replaced, never piled up
     lib.llama_log_set(_sink, ctypes.c_void_p(0))
 
 
@@ -117,10 +117,7 @@ class HerdLlama(llama_cpp.Llama):
                     logger.exception("progress callback failed")
                     return False
 
-            self._herd_progress = _progress
-            _keep_alive.append(_progress)
-        if self._herd_overrides is not None:
-            _keep_alive.append(self._herd_overrides)
+            self._herd_progress = _progress  # held by this object: alive through the load
         super().__init__(**kwargs)
 
     @property
@@ -237,8 +234,7 @@ def set_abort_check(llm: llama_cpp.Llama, should_abort: Callable[[], bool]) -> N
         except Exception:
             return False
 
-    _keep_alive.append(_abort)
-    _abort_callbacks[llm] = _abort
+    _abort_callbacks[llm] = _abort  # alive exactly as long as the model
     lib.llama_set_abort_callback(llm._ctx.ctx, _abort, ctypes.c_void_p(0))
 
 

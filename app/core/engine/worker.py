@@ -55,7 +55,6 @@ class Worker:
         self._stop_upto = 0  # every request with id <= this is to stop now
         self._current = 0
         self._llm: Any = None
-        self._load_path = ""
         self._projector: Any = None  # llama_vision.Projector when the model has one loaded
         self._image_counter: Any = None
         self._cached_before = 0  # prompt positions found cached (for the prompt speed)
@@ -152,7 +151,6 @@ class Worker:
         llama_ext.set_abort_check(llm, self._should_stop)
         self._llm = llm
         self._config = config
-        self._load_path = path
         projector = str(req.args.get("projector") or "")
         vision_error = self._load_projector(projector, llm, settings) if projector else ""
         n_params, size = llama_ext.model_size(llm)
