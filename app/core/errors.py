@@ -8,12 +8,13 @@ from __future__ import annotations
 
 
 class HerdError(Exception):
-    """Base of every user-facing error."""
+    """Base of every user-facing error: what went wrong, what to do, and where the log is."""
 
-    def __init__(self, user_message: str, hint: str = "") -> None:
+    def __init__(self, user_message: str, hint: str = "", *, log_path: str = "") -> None:
         super().__init__(user_message)
         self.user_message = user_message
         self.hint = hint
+        self.log_path = log_path  # the log that says more ("" when there is none)
 
     def one_line(self) -> str:
         """The message and hint as a single line, for a terminal or a status bar."""

@@ -116,6 +116,7 @@ class Failed:
     message: str
     hint: str = ""
     cancelled: bool = False
+    log_path: str = ""  # the log that says more ("" when there is none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,11 @@
-"""Strips above the conversation: engine crash, chat-template notice, undo."""
+"""Strips above the conversation: an error, engine crash, chat-template notice, undo."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QFontDatabase
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -73,6 +75,73 @@ class CrashBanner(QFrame):
     def _on_details_button_toggled(self, shown: bool) -> None:
         self.log_view.setVisible(shown)
         self.details_button.setText("Hide details" if shown else "Details")
+
+
+class ErrorBanner(QFrame):
+    """The one place the window shows an error: what went wrong, what to do, and its log.
+
+    Every HerdError and failed job that is not part of a reply's own bubble ends here, with
+    Copy (the message, the hint and the log's path, for a bug report) and Open log.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.setStyleSheet(
+            "#errorBanner { background: rgba(220, 53, 69, 28);"
+            " border-bottom: 1px solid rgba(220, 53, 69, 120); }"
+        )
+        row = QHBoxLayout(self)
+        row.setContentsMargins(16, 8, 16, 8)
+        icon = QLabel(self)
+        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxCritical)
+        icon.setPixmap(warn.pixmap(size, size))
+        row.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
+        self.message_label = QLabel(self)
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        row.addWidget(self.message_label, 1)
+        self.copy_button = QToolButton(self)
+        self.copy_button.setText("Copy")
+        self.copy_button.setToolTip("Copy the message, what to do and the log's path")
+        self.copy_button.clicked.connect(self._on_copy_button_clicked)
+        row.addWidget(self.copy_button)
+        self.log_button = QToolButton(self)
+        self.log_button.setText("Open log")
+        self.log_button.clicked.connect(self._on_log_button_clicked)
+        row.addWidget(self.log_button)
+        self.dismiss_button = QToolButton(self)
+        self.dismiss_button.setText("Dismiss")
+        self.dismiss_button.clicked.connect(self.hide)
+        row.addWidget(self.dismiss_button)
+        self._text = ""
+        self._log_path = ""
+        self.hide()
+
+    @property
+    def text(self) -> str:
+        """What Copy puts on the clipboard."""
+        return self._text
+
+    def show_error(self, message: str, hint: str = "", log_path: str = "") -> None:
+        """Show an error (replacing the one shown)."""
+        self._log_path = log_path
+        self.message_label.setText(f"{message}\n{hint}".strip())
+        where = f"\nLog: {log_path}" if log_path else ""
+        self._text = f"{message}\n{hint}".strip() + where
+        self.log_button.setVisible(bool(log_path) and Path(log_path).exists())
+        self.show()
+
+    @Slot()
+    def _on_copy_button_clicked(self) -> None:
+        QGuiApplication.clipboard().setText(self._text)
+
+    @Slot()
+    def _on_log_button_clicked(self) -> None:
+        if self._log_path:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self._log_path))
 
 
 class TemplateNotice(QFrame):

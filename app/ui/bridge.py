@@ -63,6 +63,7 @@ class EngineBridge(QObject):
     load_progress = Signal(float, str)
     loaded = Signal(object)  # ModelFacts
     load_failed = Signal(str, str)  # message, hint
+    failed = Signal(object)  # Failed: a load that failed (with its log), for the error banner
     load_cancelled = Signal()
     unloaded = Signal()
     token_batch = Signal(str)
@@ -330,6 +331,7 @@ class EngineBridge(QObject):
                 self.load_cancelled.emit()
             elif kind == "load":
                 self.load_failed.emit(event.message, event.hint)
+                self.failed.emit(event)
             else:
                 self.reply_failed.emit(event.message, event.hint)
 

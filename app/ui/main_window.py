@@ -26,7 +26,7 @@ from app.core.hub.service import HubService
 from app.core.model_wishes import WISHES_FILE, WishStore
 from app.core.paths import AppPaths
 from app.core.settings import Settings
-from app.ui.banners import CrashBanner, TemplateNotice, UndoBanner
+from app.ui.banners import CrashBanner, ErrorBanner, TemplateNotice, UndoBanner
 from app.ui.bridge import EngineBridge
 from app.ui.chat.chat_header import ChatHeader, SystemPromptDialog
 from app.ui.chat.chat_view import ChatView
@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.sidebar = ConversationSidebar(self)
         self.model_bar = ModelBar(last, self)
         self.banner = CrashBanner(self)
+        self.error_banner = ErrorBanner(self)  # the one place errors are shown
         self.template_notice = TemplateNotice(self)
         self.undo_banner = UndoBanner(self)
         self.chat_header = ChatHeader(self)
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
             sampling=lambda: self._settings.sampling,
             system_prompt=self.system_prompt,
             parent=self,
+            report=self.show_error,
         )
         self.models = ModelController(
             self,
@@ -114,7 +116,6 @@ class MainWindow(QMainWindow):
         )
         self.models.settings_changed.connect(self.apply_settings)
         self.models.model_ready.connect(self._on_models_model_ready)
-        self.models.model_gone.connect(self._on_models_model_gone)
         build_menus(self)
         self.meter = MeterController(
             self,
@@ -127,7 +128,6 @@ class MainWindow(QMainWindow):
         )
         self._connect()
         self.models.show_no_model()
-        self._on_models_model_gone()
         self.refresh_library()
         self.conversations.clean_up()
         self.conversations.restore()
@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         column.setSpacing(0)
         for widget in (
             self.model_bar,
+            self.error_banner,
             self.banner,
             self.template_notice,
             self.undo_banner,
@@ -182,6 +183,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.bridge.notice.connect(self._on_bridge_notice)
+        self.bridge.failed.connect(self.show_error)
         self.model_bar.file_opened.connect(self._on_model_bar_file_opened)
         self.model_bar.manager_requested.connect(self.open_model_manager)
         self.chat_header.system_prompt_requested.connect(self.open_system_prompt)
@@ -352,7 +354,14 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str)
     def _on_image_panel_image_rejected(self, message: str, hint: str) -> None:
-        self.statusBar().showMessage(f"{message} {hint}".strip(), 15_000)
+        self.error_banner.show_error(message, hint)
+
+    def show_error(self, error: HerdError | ev.Failed) -> None:
+        """Show an error in the error banner (message, hint, Copy, Open log)."""
+        if isinstance(error, HerdError):
+            self.error_banner.show_error(error.user_message, error.hint, error.log_path)
+        else:
+            self.error_banner.show_error(error.message, error.hint, error.log_path)
 
     @Slot()
     def _on_conversations_conversation_changed(self) -> None:
@@ -367,11 +376,6 @@ class MainWindow(QMainWindow):
         """Stop the reply being written (Esc, the Stop button)."""
         self.bridge.stop()
 
-    @Slot()
-    def _on_models_model_gone(self) -> None:
-        if self.composer.image_panel is not None:
-            self.composer.image_panel.set_enabled_reason(False, "Load a model first.")
-
     @Slot(object)
     def _on_models_model_ready(self, facts: ev.ModelFacts) -> None:
         self.meter.recount()
@@ -380,13 +384,6 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             logger.warning("could not note the model's use: %s", exc)
         self.refresh_library()
-        if self.composer.image_panel is not None:
-            reason = facts.vision_error or (
-                "This model has no vision projector: put its mmproj*.gguf next to the model "
-                "file, or choose one in Model > Choose vision projector…, to send images."
-            )
-            panel = self.composer.image_panel
-            panel.set_enabled_reason(facts.vision, "" if facts.vision else reason)
 
     @Slot(object)
     def _on_bridge_reply_finished(self, finished: ev.Finished) -> None:

@@ -179,7 +179,7 @@ def test_a_load_failure_quotes_llama_cpp_and_gives_the_log(
     failed = events[-1]
     assert isinstance(failed, ev.Failed)
     assert "tensor 'blk.1.attn_q.weight' not found" in failed.message
-    assert str(paths.engine_log) in failed.hint
+    assert str(paths.engine_log) in failed.hint and failed.log_path == str(paths.engine_log)
 
 
 @pytest.mark.parametrize(

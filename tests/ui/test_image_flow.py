@@ -109,7 +109,8 @@ def test_a_broken_image_is_refused_and_the_draft_stays(
     assert panel is not None
     assert panel.add_paths([bogus]) == 1  # queued; the check off the GUI thread refuses it
     assert panel.wait_until_checked() and panel.images == ()
-    assert "holiday.png" in window.statusBar().currentMessage()
+    assert "holiday.png" in window.error_banner.message_label.text()  # the one error place
+    assert window.error_banner.isVisible() and "holiday.png" in window.error_banner.text
     assert window.composer.text == "Look at this"
     window.close()
 

@@ -104,4 +104,4 @@ def test_dropping_images_attaches_them_and_other_files_are_refused(
     panel = window.composer.image_panel
     assert panel is not None and panel.wait_until_checked()  # checked off the GUI thread
     assert panel.images == (str(photo),)
-    assert "notes.txt" in window.statusBar().currentMessage()
+    assert "notes.txt" in window.error_banner.message_label.text()

@@ -327,10 +327,12 @@ def _load_failure(path: str, exc: Exception, said: list[str], log_path: str) -> 
             f"llama.cpp could not load {os.path.basename(path)}: {reason}",
             f"The file may be damaged, incomplete or of a layout this llama.cpp does not "
             f"know; re-download it or try another quant.{where}",
+            log_path=log_path,
         )
     return ev.Failed(
         f"llama.cpp could not load {os.path.basename(path)}: {exc}",
         f"The engine log names the reason (memory, a damaged file, an unsupported layout).{where}",
+        log_path=log_path,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QMainWindow, QMessageBox
+from PySide6.QtWidgets import QMainWindow
 
 from app.core import events as ev
 from app.core.chat import attachments
@@ -53,8 +53,10 @@ class ConversationController(QObject):
         sampling: Callable[[], SamplingSettings],
         system_prompt: Callable[[], str],
         parent: QMainWindow,
+        report: Callable[[HerdError], None],
     ) -> None:
         super().__init__(parent)
+        self._report_to = report  # the window's error banner
         self.session = session
         self._paths = paths
         self._bridge = bridge
@@ -348,7 +350,7 @@ class ConversationController(QObject):
         logger.warning("%s (%s)", exc.user_message, exc.hint)
         if self._closed:
             return
-        QMessageBox.warning(self._window, "Herd", f"{exc.user_message}\n\n{exc.hint}".strip())
+        self._report_to(exc)
 
     # -- slots -----------------------------------------------------------------------
     @Slot(int)

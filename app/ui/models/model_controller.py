@@ -168,6 +168,8 @@ class ModelController(QObject):
     def show_no_model(self, status: str = "No model loaded") -> None:
         """Nothing is loaded: the composer says how to load one."""
         self._composer.set_ready(False)
+        if self._composer.image_panel is not None:
+            self._composer.image_panel.set_enabled_reason(False, "Load a model first.")
         self._window.setWindowTitle("Herd")
         self._status.setText(status)
         self._meter.set_usage(0, 0)
@@ -220,6 +222,13 @@ class ModelController(QObject):
             facts.warnings, self._settings().load.template is TemplateChoice.MODEL
         )
         self._composer.set_ready(True)
+        if self._composer.image_panel is not None:
+            reason = facts.vision_error or (
+                "This model has no vision projector: put its mmproj*.gguf next to the model "
+                "file, or choose one in Model > Choose vision projector…, to send images."
+            )
+            panel = self._composer.image_panel
+            panel.set_enabled_reason(facts.vision, "" if facts.vision else reason)
         name = facts.name or Path(facts.path).stem
         self._window.setWindowTitle(f"{name} – Herd")
         self._status.setText(f"{name} loaded in {facts.load_seconds:.1f} s")

@@ -1,0 +1,42 @@
+"""The window shows errors in one place: message, hint, Copy and Open log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtGui import QGuiApplication
+
+from app.core.errors import HerdError
+from app.core.paths import AppPaths
+from app.core.settings import Settings
+from app.ui.main_window import MainWindow
+from tests.fixtures.gguf_rewrite import rewrite_gguf
+
+
+def test_a_failed_load_shows_llama_cpps_reason_and_its_log(
+    qtbot, tmp_path: Path, tiny_scout: Path
+) -> None:
+    broken = rewrite_gguf(
+        tiny_scout, tmp_path / "no-attn-q.gguf", drop_tensors={"blk.1.attn_q.weight"}
+    )
+    paths = AppPaths.under(tmp_path / "home").ensure()
+    window = MainWindow(paths, Settings())
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        with qtbot.waitSignal(window.bridge.load_failed, timeout=60_000):
+            window.load_model(broken)
+        banner = window.error_banner
+        assert banner.isVisible()
+        assert "tensor 'blk.1.attn_q.weight' not found" in banner.message_label.text()
+        assert banner.log_button.isVisible()
+        banner.copy_button.click()
+        copied = QGuiApplication.clipboard().text()
+        assert f"Log: {paths.engine_log}" in copied and "not found" in copied
+        banner.dismiss_button.click()
+        assert not banner.isVisible()
+        window.show_error(HerdError("The chat history could not be saved.", "Free some space."))
+        assert banner.isVisible() and not banner.log_button.isVisible()
+        assert banner.text == "The chat history could not be saved.\nFree some space."
+    finally:
+        window.close()
