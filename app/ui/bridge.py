@@ -1,10 +1,10 @@
 """EngineBridge: runs engine jobs on Python threads and reports back as Qt signals.
 
-Widgets never see a worker thread. Each job (load, chat, unload) runs on its own
-``threading.Thread`` and posts its events through one queued signal to the GUI thread,
-where they are turned into the public signals below. Generated text is not forwarded
-token by token: the job thread appends to a buffer that a ~30 Hz timer on the GUI thread
-flushes as one ``token_batch``, so a fast model never floods the event loop.
+Widgets never see a worker thread. Each job (load, chat, unload) runs on the window's one
+worker pattern (:class:`~app.ui.worker.JobRunner`), whose typed events arrive on the GUI
+thread and are turned into the public signals below. Reply text comes already batched by
+the engine (at most ~30 batches a second: the token path's one throttle), so each batch
+goes straight to the view as one ``token_batch``.
 
 Jobs run one at a time. Starting a job while another runs cancels the old one and joins
 its thread first (a cancelled job ends within ~100 ms), so events always arrive in order.
@@ -13,7 +13,6 @@ its thread first (a cancelled job ends within ~100 ms), so events always arrive 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -32,7 +31,6 @@ from app.ui.worker import JobEnded, JobFailed, JobRunner
 
 logger = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_MS = 33  # ~30 token batches a second
 WATCH_INTERVAL_MS = 1000  # how soon a crash while idle is noticed
 JOIN_TIMEOUT_S = 5.0
 
@@ -94,14 +92,9 @@ class EngineBridge(QObject):
         self._current = 0  # the id of the newest engine job
         self._job_kind = ""  # kind of the current job; "" when idle
         self._kinds: dict[int, str] = {}  # job id -> kind, until the job has ended
-        self._pending_text: list[str] = []
-        self._streamed = 0  # tokens of the running reply, counted on the job thread
+        self._streamed = 0  # tokens of the running reply
         self._count_again: tuple[list[ChatMessage], ChatMessage | None] | None = None
-        self._text_lock = threading.Lock()
         self._closed = False
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
-        self._flush_timer.timeout.connect(self._on_flush_timer_timeout)
         self._reported_crash: ev.EngineCrashed | None = None
         # a job reports a crash by itself; this notices one while no job runs
         self._watch_timer = QTimer(self)
@@ -248,7 +241,6 @@ class EngineBridge(QObject):
         self._closed = True
         self._jobs.shutdown(JOIN_TIMEOUT_S)
         self._counts.shutdown(JOIN_TIMEOUT_S)
-        self._flush_timer.stop()
         self._watch_timer.stop()
         self._client.shutdown()
         self._set_job_kind("")
@@ -262,24 +254,11 @@ class EngineBridge(QObject):
         # last events are delivered before the new job's first
         self._jobs.cancel_all()
         self._jobs.join(JOIN_TIMEOUT_S)
-        self._flush_text()  # the last words of a replaced reply, before its Finished
-        with self._text_lock:
-            self._streamed = 0
-        job_id = self._jobs.start(make, on_thread=self._gather_text)
+        self._streamed = 0
+        job_id = self._jobs.start(make)
         self._current = job_id
         self._kinds[job_id] = kind
         self._set_job_kind(kind)
-        if kind == "chat":
-            self._flush_timer.start()
-
-    def _gather_text(self, event: object) -> bool:
-        """On the job thread: reply text goes to one buffer the flush timer empties."""
-        if not isinstance(event, ev.Token):
-            return False
-        with self._text_lock:
-            self._pending_text.append(event.text)
-            self._streamed += event.n_tokens
-        return True
 
     @Slot(int, object)
     def _on_counts_event(self, _job: int, event: object) -> None:
@@ -308,12 +287,18 @@ class EngineBridge(QObject):
         if isinstance(event, Planned):
             self.planned.emit(event)
             return
+        if isinstance(event, ev.Token):
+            # already batched by the engine (its one throttle): straight to the view (also
+            # a replaced reply's last words, which arrive before its Finished)
+            if job_id == self._current:
+                self._streamed += event.n_tokens
+            self.token_batch.emit(event.text)
+            self.tokens_streamed.emit(self._streamed)
+            return
         kind = self._kinds.get(job_id, "")
         current = job_id == self._current
-        self._flush_text()
         if current:
             # idle before the signal goes out, so its slots may start the next job
-            self._flush_timer.stop()
             self._set_job_kind("")
         if isinstance(event, JobEnded):
             self._kinds.pop(job_id, None)
@@ -342,19 +327,6 @@ class EngineBridge(QObject):
             return
         self._reported_crash = crash
         self.engine_crashed.emit(crash)
-
-    @Slot()
-    def _on_flush_timer_timeout(self) -> None:
-        self._flush_text()
-
-    def _flush_text(self) -> None:
-        with self._text_lock:
-            text = "".join(self._pending_text)
-            self._pending_text.clear()
-            streamed = self._streamed
-        if text:
-            self.token_batch.emit(text)
-            self.tokens_streamed.emit(streamed)
 
     def _set_job_kind(self, kind: str) -> None:
         was_busy = self.busy

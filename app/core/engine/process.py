@@ -39,7 +39,9 @@ _TERMINAL = (
     ev.EngineCrashed,
 )
 LOG_TAIL_LINES = 20
-POLL_S = 0.02
+# A job sleeps until its next event or its cancel token wakes it; this is only the
+# safety net for a crash reported before the job was listening.
+POLL_S = 1.0
 
 
 class EngineProcess:
@@ -51,7 +53,7 @@ class EngineProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._retiring: subprocess.Popen[bytes] | None = None  # the one shutdown() ends
-        self._pending: dict[int, queue.Queue[ev.EngineEvent]] = {}
+        self._pending: dict[int, queue.Queue[ev.EngineEvent | None]] = {}
         self._lock = threading.Lock()  # guards _pending
         self._send_lock = threading.Lock()  # one writer at a time on the request pipe
         self._ids = itertools.count(1)
@@ -205,9 +207,11 @@ class EngineProcess:
                 return
             self.start()
         request_id = next(self._ids)
-        events: queue.Queue[ev.EngineEvent] = queue.Queue()
+        events: queue.Queue[ev.EngineEvent | None] = queue.Queue()  # None: wake up
         with self._lock:
             self._pending[request_id] = events
+        if cancel is not None:
+            cancel.on_cancel(lambda: events.put(None))  # Stop lands at once, no polling
         stop_sent = False
         finished = False
         try:
@@ -230,6 +234,8 @@ class EngineProcess:
                             yield self.crash
                             finished = True
                             return
+                    continue
+                if event is None:  # woken by the cancel token: send the stop (loop top)
                     continue
                 if isinstance(event, _TERMINAL):
                     finished = True

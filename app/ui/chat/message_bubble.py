@@ -1,7 +1,8 @@
 """MessageBubble: one message of the transcript, as the ChatView (chat_view) shows it.
 
-Thumbnails, the Markdown body (re-rendered at most every ``RENDER_GAP_MS`` while a reply
-streams), and a footer row with a note and the Copy, Edit and Regenerate actions.
+Thumbnails, the Markdown body (re-rendered as each batch of a streaming reply arrives,
+unless rendering gets so costly that it would take more than ``RENDER_LOAD`` of the time),
+and a footer row with a note and the Copy, Edit and Regenerate actions.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from app.ui.images.image_viewer import ImageThumb
 
 TYPING = "…"
 FOOTER_SAMPLE = "00:00  ·  00.0 s  ·  000 tokens  ·  00.0 tok/s"  # a typical footer
-RENDER_GAP_MS = 30  # a streaming reply re-renders at most this often ...
-RENDER_LOAD = 0.35  # ... and spends at most about this share of the time rendering
+# Not a throttle (the engine batches tokens, ~30 a second): a guard for a long reply whose
+# re-render grows costly, so the window never spends more than this share of its time on it.
+RENDER_LOAD = 0.35
 
 
 class MessageBubble(QFrame):
@@ -126,7 +128,7 @@ class MessageBubble(QFrame):
         self._text += text
         if self._render_timer.isActive():
             return
-        due = self._last_render + max(RENDER_GAP_MS / 1000, self._render_cost / RENDER_LOAD)
+        due = self._last_render + self._render_cost / RENDER_LOAD
         wait_ms = (due - time.perf_counter()) * 1000
         if wait_ms <= 0:
             self._render()
