@@ -1,9 +1,7 @@
 """ConversationController: the chat's flow between sidebar, transcript, engine and store.
 
-The main window builds the widgets; this object connects them. Every message goes to the
-store the moment it exists (through :class:`ChatSession`), the streaming reply is saved as
-it grows, and what was removed (a deleted chat, a regenerated reply, an edited message)
-can be brought back from the undo banner.
+Every message is stored the moment it exists (:class:`ChatSession`), a streaming reply as it
+grows; what was removed (a chat, a reply, an edited message) comes back from the undo banner.
 """
 
 from __future__ import annotations
@@ -68,8 +66,7 @@ class ConversationController(QObject):
         self._sampling = sampling
         self._system_prompt = system_prompt
         self._window = parent
-        self._streaming = False  # a reply of the open conversation is being written
-        self._closed = False
+        self._streaming = self._closed = False  # streaming: the open chat's reply is written
         self._undo: Undo | DeleteToken | None = None
         sidebar.new_requested.connect(self.new_chat)
         sidebar.conversation_selected.connect(self._on_sidebar_conversation_selected)
@@ -348,9 +345,8 @@ class ConversationController(QObject):
 
     def _report(self, exc: HerdError) -> None:
         logger.warning("%s (%s)", exc.user_message, exc.hint)
-        if self._closed:
-            return
-        self._report_to(exc)
+        if not self._closed:
+            self._report_to(exc)
 
     # -- slots -----------------------------------------------------------------------
     @Slot(int)

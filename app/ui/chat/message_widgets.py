@@ -1,10 +1,8 @@
 """The pieces of a message bubble: Markdown blocks, code blocks, the inline editor.
 
-A message's Markdown is cut into blocks (:func:`app.ui.chat.markdown.split_blocks`); each text
-block is a rich-text QLabel and each fenced code block a :class:`CodeBlockView` with its own
-Copy button. While a reply streams only its last block changes, so only that one widget is
-re-rendered and re-measured (a selection therefore stays within one block; each message
-and each code block has a Copy button). Image thumbnails are in ``image_viewer``.
+A message's Markdown is cut into blocks (``markdown.split_blocks``): a rich-text QLabel per
+text block, a :class:`CodeBlockView` with its own Copy per code block. While a reply streams
+only its last block changes, so only that widget is re-rendered and re-measured.
 """
 
 from __future__ import annotations
