@@ -182,6 +182,9 @@ def test_a_file_that_is_not_a_model_is_refused(make_window, qtbot, tmp_path: Pat
         window.load_model(bogus)
     assert window.model_bar.name_label.text() == "Could not load notes.gguf"
     assert window.model_bar.details_label.text()
+    # the reason is said once, in the error banner (with Copy), not twice
+    assert window.error_banner.isVisible() and "notes.gguf" in window.error_banner.text
+    assert "notes.gguf" not in window.model_bar.details_label.text()
     assert not window.composer.button.isEnabled()
 
 

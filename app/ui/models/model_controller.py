@@ -234,14 +234,18 @@ class ModelController(QObject):
         self._status.setText(f"{name} loaded in {facts.load_seconds:.1f} s")
         if facts.engine_note:  # the self-check just turned a fast path off: say so, once
             self._window.statusBar().showMessage(facts.engine_note, 60_000)
+        else:
+            self._window.statusBar().clearMessage()  # e.g. "Checking how llama.cpp runs…"
         self._view.set_empty_hint("Type a message below to start.")
         self.settings_changed.emit(dataclasses.replace(self._settings(), last_model=facts.path))
         self.model_ready.emit(facts)
 
     @Slot(str, str)
     def _on_bridge_load_failed(self, message: str, hint: str) -> None:
-        self._bar.show_error(self.path, message, hint)
-        self.show_no_model(status=message)
+        # the error banner below says what and why (with the log); the bar keeps the state
+        self._bar.show_error(self.path, "It was not loaded; the message below says why.", "")
+        self._window.statusBar().clearMessage()  # e.g. "Checking how llama.cpp runs…"
+        self.show_no_model(status="Not loaded")
         self.model_gone.emit()
 
     @Slot()
