@@ -1,4 +1,4 @@
-"""The byte-moving parts of a download: fast reads, hashing on a thread, whole writes.
+"""The byte-moving parts of a download: hashing on a thread, whole writes, free space.
 
 Kept apart from :mod:`app.core.hub.download` (the job: resume, verify, move into the cache)
 because they are about speed and the operating system, not about the Hub.
@@ -21,7 +21,6 @@ from typing import BinaryIO
 
 from app.core.hub.errors import DiskSpaceError, HubError
 
-READ_BYTES = 1 << 20  # bytes per recv on huggingface_hub's HTTP/1.1 connections
 HASH_BLOCK = 1 << 20  # reading back a resumed part, through the hasher's queue
 HASH_QUEUE = 32  # blocks received but not yet hashed (about 32 MiB at most)
 
@@ -35,22 +34,6 @@ def free_space(folder: Path) -> int:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return shutil.disk_usage(probe).free
-
-
-def tune_http_reads(size: int = READ_BYTES) -> None:
-    """Let HTTP/1.1 connections read up to ``size`` bytes per ``recv`` (httpcore: 64 KiB).
-
-    huggingface_hub's session is httpx2 on httpcore2, whose h11 parsing costs Python time per
-    read, not per byte: at 64 KiB a download tops out near 300 MB/s on loopback, at 1 MiB
-    near 1 GB/s. Only the read size changes (framing, TLS, proxies stay the library's); a
-    read returns what the socket holds, so small answers are not delayed.
-    """
-    try:  # httpx2's transport (not a direct dependency: a later httpx2 may change it)
-        from httpcore2 import HTTP11Connection
-    except ImportError:
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", size) < size:
-        HTTP11Connection.READ_NUM_BYTES = size
 
 
 class Rate:
