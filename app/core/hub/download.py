@@ -27,7 +27,7 @@ from app.core.hub.client import HubClient, RemoteFile
 from app.core.hub.errors import (
     ChecksumError,
     DiskSpaceError,
-    DownloadPaused,
+    FileChangedError,
     GatedRepoError,
     HubError,
     HubOfflineError,
@@ -134,12 +134,6 @@ class Downloader:
         """
         try:
             yield from self._run(request, control)
-        except DownloadPaused:
-            discard = isinstance(control, DownloadControl) and control.discard
-            if discard:
-                discard_partials(self.downloads, request)
-            state = JobState.CANCELLED if discard else JobState.PAUSED
-            yield DownloadStopped(request.key, state, f"{request.title} {state.value}.")
         except HerdError as exc:
             logger.info("download of %s failed: %s", request.key, exc.user_message)
             yield DownloadStopped(
@@ -194,7 +188,11 @@ class Downloader:
         paths: dict[str, Path] = {}
         for f in request.files:
             if f in todo:
-                paths[f.name] = yield from self._fetch(request, f, control, tally, rate)
+                fetched = yield from self._fetch(request, f, control, tally, rate)
+                if fetched is None:  # paused or cancelled: an event, not an error
+                    yield self._stopped(request, control)
+                    return
+                paths[f.name] = fetched
             else:
                 cached = self._cached(request, f)
                 assert cached is not None  # it is not in ``todo``
@@ -202,6 +200,14 @@ class Downloader:
         model = paths[request.model_file]
         projector = paths.get(request.projector_file) if request.projector_file else None
         yield DownloadDone(request.key, model, projector)
+
+    def _stopped(self, request: DownloadRequest, control: CancelToken) -> DownloadStopped:
+        """The event of a paused job (its partial files kept) or a cancelled one (deleted)."""
+        discard = isinstance(control, DownloadControl) and control.discard
+        if discard:
+            discard_partials(self.downloads, request)
+        state = JobState.CANCELLED if discard else JobState.PAUSED
+        return DownloadStopped(request.key, state, f"{request.title} {state.value}.")
 
     def check_space(self, request: DownloadRequest, todo: list[RemoteFile]) -> None:
         """Refuse before the first byte when the rest of ``todo`` does not fit on the disk.
@@ -239,13 +245,14 @@ class Downloader:
         control: CancelToken,
         tally: _Tally,
         rate: Rate,
-    ) -> Generator[DownloadEvent, None, Path]:
+    ) -> Generator[DownloadEvent, None, Path | None]:
+        """Fetch one file; returns where it is, or None when ``control`` stopped it."""
         # by commit, so every part of a split model comes from the same one
         revision = request.commit or request.revision
         where = self.client.locate(request.repo_id, f.name, revision)
         etag_sha = where.etag if where.etag and SHA256_RE.fullmatch(where.etag) else None
         if f.sha256 and etag_sha and etag_sha != f.sha256:
-            raise RepoNotFoundError(
+            raise FileChangedError(
                 f"{f.name} changed on the Hub since the repository was listed.",
                 "Open the repository again and download the new version.",
             )
@@ -266,12 +273,12 @@ class Downloader:
                     while block := fh.read(HASH_BLOCK):
                         hasher.update(block)
                         if control.cancelled:
-                            raise DownloadPaused("paused")
+                            return None
                 tally.done = base + offset
                 yield self._forced(tally, f.name, offset, size, "checking")
             while offset < size:
                 if control.cancelled:
-                    raise DownloadPaused("paused")
+                    return None
                 start = offset
                 try:
                     if failures:  # a signed CDN address expires: ask the Hub for a fresh one
@@ -291,8 +298,8 @@ class Downloader:
                             if event is not None:
                                 yield event
                             if control.cancelled:
-                                raise DownloadPaused("paused")
-                except (DownloadPaused, GatedRepoError, RepoNotFoundError):
+                                return None
+                except (GatedRepoError, RepoNotFoundError, FileChangedError):
                     raise
                 except HubOfflineError:
                     failures = 1 if offset > start else failures + 1
@@ -301,7 +308,7 @@ class Downloader:
                     wait = min(self.backoff_s * 2 ** max(failures - 1, 0), 30.0)
                     logger.info("cut at %d of %s; retry in %.1f s", offset, f.name, wait)
                     if control.wait(wait):
-                        raise DownloadPaused("paused") from None
+                        return None
                     continue
                 except HubError:
                     # a signed CDN address expires (403): ask the Hub for a new one, once

@@ -37,5 +37,5 @@ class ChecksumError(HubError, ValueError):
     """A downloaded file's sha256 is not the one the Hub published: the data is damaged."""
 
 
-class DownloadPaused(HubError):
-    """A download stopped on request; its partial file stays for a later resume."""
+class FileChangedError(HubError):
+    """A file changed on the Hub since its repository was listed (its hash differs)."""
