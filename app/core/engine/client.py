@@ -26,7 +26,7 @@ from app.core.engine import protocol as proto
 from app.core.engine import selfcheck
 from app.core.engine.engine_config import DEFAULT as DEFAULT_CONFIG
 from app.core.engine.engine_config import SAFE as SAFE_CONFIG
-from app.core.engine.engine_config import CheckRecord, read_record, write_record
+from app.core.engine.engine_config import CheckRecord
 from app.core.engine.process import LOG_TAIL_LINES, POLL_S, EngineProcess
 from app.core.errors import EngineCrashedError, EngineError, HerdError
 from app.core.gguf.info import GGUFInfo, find_projector, read_gguf, require_supported
@@ -179,14 +179,12 @@ class EngineClient(EngineProcess):
         """The self-check's verdict for this machine (run first when there is none)."""
         if self.check is not None:
             return self.check
-        fp = selfcheck.machine_fingerprint()
-        record = read_record(self._paths.state)
-        if record is None or record.fingerprint != fp:
+        record = selfcheck.recorded(self._paths)
+        if record is None:
             yield ev.Notice("Checking how llama.cpp runs on this machine (once, about a second)…")
-            record = selfcheck.run_self_check(self._paths, fp, env=self._env)
+            record = selfcheck.check_and_keep(self._paths, env=self._env)
             if not record.conclusive:  # it says nothing of llama.cpp: check at the next load
                 return record
-            write_record(self._paths.state, record)
         self.check = record
         return record
 

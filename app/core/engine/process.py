@@ -42,6 +42,19 @@ LOG_TAIL_LINES = 20
 # A job sleeps until its next event or its cancel token wakes it; this is only the
 # safety net for a crash reported before the job was listening.
 POLL_S = 1.0
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def engine_child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process that runs llama.cpp (the engine, the self-check's child).
+
+    ``env`` (default: this process's) with Herd's own package first on the path, and ggml
+    told not to attach gdb when it aborts.
+    """
+    out = dict(os.environ if env is None else env)
+    out["GGML_NO_BACKTRACE"] = "1"
+    out["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), out.get("PYTHONPATH")) if p)
+    return out
 
 
 class EngineProcess:
@@ -79,11 +92,7 @@ class EngineProcess:
         self._paths.logs.mkdir(parents=True, exist_ok=True)
         log = self._paths.engine_log
         self._log_offset = log.stat().st_size if log.exists() else 0
-        env = dict(os.environ if self._env is None else self._env)
-        env["GGML_NO_BACKTRACE"] = "1"  # ggml would otherwise attach gdb on an abort
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(Path(__file__).resolve().parents[3]), env.get("PYTHONPATH")) if p
-        )
+        env = engine_child_env(self._env)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "app.core.engine.worker", str(log)],
             stdin=subprocess.PIPE,

@@ -17,7 +17,6 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -36,6 +35,7 @@ from app.core.engine.engine_config import (
     write_record,
 )
 from app.core.engine.probe_model import probe_model_path
+from app.core.engine.process import engine_child_env
 from app.core.hardware.cpu import CpuInfo, probe_cpu
 from app.core.paths import AppPaths
 
@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 # any "amx" (a user's folder may be called that)
 _AMX = r"\bAMX\b|(?i:\bamx[ _](repack|buffer)|ggml_backend_amx)"
 ATTEMPT_TIMEOUT_S = 30.0  # one configuration; a hang counts as a failure
-_PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 # -- the parent: when to check, running the attempts, the verdict in words -----------------
@@ -104,12 +103,20 @@ def ensure_checked(
 
     Blocking (up to a few seconds on a new machine): call it off the GUI thread.
     """
-    fp = machine_fingerprint()
-    record = None if force else read_record(paths.state)
-    if record is not None and record.fingerprint == fp:
-        return record
-    record = run_self_check(paths, fp, env=env)
-    if record.conclusive:
+    record = None if force else recorded(paths)
+    return record if record is not None else check_and_keep(paths, env=env)
+
+
+def recorded(paths: AppPaths) -> CheckRecord | None:
+    """The verdict kept for this very machine (None: none yet, or the machine changed)."""
+    record = read_record(paths.state)
+    return record if record is not None and record.fingerprint == machine_fingerprint() else None
+
+
+def check_and_keep(paths: AppPaths, *, env: Mapping[str, str] | None = None) -> CheckRecord:
+    """Run the self-check now and keep its verdict, unless it says nothing of llama.cpp."""
+    record = run_self_check(paths, machine_fingerprint(), env=env)
+    if record.conclusive:  # else it is checked again next time
         write_record(paths.state, record)
     return record
 
@@ -168,11 +175,7 @@ def run_self_check(
 def _attempt(
     model: Path, config: EngineConfig, env: Mapping[str, str] | None
 ) -> tuple[Attempt, dict[str, Any]]:
-    child_env = dict(os.environ if env is None else env)
-    child_env["GGML_NO_BACKTRACE"] = "1"  # ggml would otherwise attach gdb on an abort
-    child_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(_PROJECT_ROOT), child_env.get("PYTHONPATH")) if p
-    )
+    child_env = engine_child_env(env)
     argv = [sys.executable, "-m", "app.core.engine.selfcheck_child", str(model)]
     started = time.perf_counter()
     try:
@@ -257,14 +260,11 @@ def llama_facts(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """
     from app.core.errors import EngineError
 
-    child_env = dict(os.environ if env is None else env)
-    child_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(_PROJECT_ROOT), child_env.get("PYTHONPATH")) if p
-    )
     argv = [sys.executable, "-m", "app.core.engine.selfcheck_child", "--facts"]
+    proc = None
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=60, env=child_env)
+        proc = subprocess.run(argv, capture_output=True, timeout=60, env=engine_child_env(env))
         return dict(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        tail = _telling_line(proc.stderr.decode(errors="replace")) if "proc" in locals() else ""
+        tail = _telling_line(proc.stderr.decode(errors="replace")) if proc is not None else ""
         raise EngineError(f"llama.cpp could not describe this machine ({exc}). {tail}") from exc
