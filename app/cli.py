@@ -25,8 +25,7 @@ from app.core.load import (
     LoadRequest,
     Planned,
     load_model,
-    machine,
-    plan_for,
+    plan_on,
     refusal,
     settings_json,
     summary,
@@ -191,9 +190,8 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
 
 def _dry_run(engine: EngineClient, info_: GGUFInfo, request: LoadRequest, *, as_json: bool) -> int:
     """Print the settings a load would send to the engine; load nothing."""
-    hardware = request.hardware or machine(engine)
     try:
-        planned = plan_for(info_, hardware, request)
+        planned = plan_on(engine, info_, request)
     except HerdError as exc:
         return fail(exc.one_line())
     if as_json:

@@ -17,7 +17,7 @@ from app import machine_args
 from app.core.engine.client import EngineClient
 from app.core.errors import HerdError
 from app.core.gguf.info import read_gguf, require_supported
-from app.core.load import LoadRequest, machine, plan_for
+from app.core.load import LoadRequest, plan_on
 from app.core.model_wishes import WISHES_FILE, WishStore
 from app.core.paths import AppPaths
 from app.core.plan.search import DEFAULT_MAX_AUTO_CTX
@@ -52,12 +52,11 @@ def run(args: argparse.Namespace, paths: AppPaths) -> int:
         info = read_gguf(Path(args.model))
         require_supported(info)  # refuse what `herd chat` refuses, in the same words
         kept = WishStore(paths.config / WISHES_FILE).get(info.path)
-        request = LoadRequest(info.path, wishes_from_args(args, kept))
-        hardware = described_hardware(args)
-        if hardware is None:
-            with EngineClient(paths) as engine:
-                hardware = machine(engine)
-        plan = plan_for(info, hardware, request).plan
+        request = LoadRequest(
+            info.path, wishes_from_args(args, kept), hardware=described_hardware(args)
+        )
+        with EngineClient(paths) as engine:  # started only to ask this machine's devices
+            plan = plan_on(engine, info, request).plan
     except HerdError as exc:
         print(f"herd: {exc.one_line()}", file=sys.stderr)
         return EXIT_ERROR

@@ -75,6 +75,15 @@ def plan_for(info: GGUFInfo, hardware: Hardware, request: LoadRequest) -> Planne
     return Planned(plan, settings_for(plan, request), hardware, info)
 
 
+def plan_on(client: EngineClient, info: GGUFInfo, request: LoadRequest) -> Planned:
+    """Plan ``request`` on its described machine, or on this one as llama.cpp sees it.
+
+    Raises:
+        HerdError: the file cannot be planned (no layers).
+    """
+    return plan_for(info, request.hardware or machine(client), request)
+
+
 def refusal(plan: Plan) -> ev.Failed:
     """Why a plan that does not fit is not loaded, in ``herd plan``'s words, with the fixes."""
     why = next((r for r in plan.reasons if r.startswith("Does not fit")), "")
@@ -111,9 +120,8 @@ def load_model(
         return
     if not client.alive:
         client.start()
-    hardware = request.hardware or machine(client)
     try:
-        planned = plan_for(info, hardware, request)
+        planned = plan_on(client, info, request)
     except HerdError as exc:
         yield ev.Failed(exc.user_message, exc.hint)
         return
