@@ -190,3 +190,24 @@ def tiny_vision_model(
     shutil.copyfile(tiny_scout, model)
     shutil.copyfile(projector, folder / "mmproj-tiny-llama4-scout.gguf")
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_vision_model_336(
+    model_cache_dir: Path, tiny_scout: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A tiny Scout with a tiny projector at Llama 4's real geometry.
+
+    336 px tiles of 14 px patches, pixel-shuffled by 2: 144 embeddings per tile, as in
+    Scout and Maverick (the ViT itself is tiny and random).
+    """
+    import shutil
+
+    projector = _tiny_mmproj(
+        model_cache_dir, "llama4-336", text_n_embd=64, image_size=336, patch_size=14
+    )
+    folder = tmp_path_factory.mktemp("vision-model-336")
+    model = folder / "tiny-llama4-scout.gguf"
+    shutil.copyfile(tiny_scout, model)
+    shutil.copyfile(projector, folder / "mmproj-tiny-llama4-scout.gguf")
+    return model

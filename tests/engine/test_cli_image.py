@@ -99,8 +99,9 @@ def test_png_and_jpeg_with_the_prompt(tiny_vision_model: Path, tmp_path: Path) -
         assert found, stderr
         return int(found.group(1))
 
-    # 9 tokens for the tiled PNG, 3 for the one-tile JPEG (each with its begin/end markers)
-    assert prompt_tokens(result.stderr) == prompt_tokens(plain.stderr) + 12
+    # Llama 4's official layout (28 px tiles of 1 token in the tiny projector): 16 tokens for
+    # the 3 x 2 tiled PNG, 4 for the one-tile JPEG, each with its begin/end markers
+    assert prompt_tokens(result.stderr) == prompt_tokens(plain.stderr) + 16 + 4
 
 
 def test_image_for_a_model_without_projector(tiny_scout: Path, tmp_path: Path) -> None:

@@ -73,10 +73,11 @@ def test_png_and_jpeg_get_a_reply_and_count_their_tokens(
         assert client.count_tokens(messages=with_image) == done.prompt_tokens
         print(f"{image.suffix}: {done.image_tokens} image tokens, reply in {elapsed:.3f} s")
 
-    # the 64 x 48 PNG is tiled (2 x 3 tiles + an overview: 7 tokens), the 28 x 28 JPEG is
-    # one tile (1 token); each also gets <|image_start|> and <|image_end|>
+    # Llama 4's official layout with the tiny projector's 28 px tiles of 1 token each: the
+    # 64 x 48 PNG is 3 x 2 tiles, 4 separators, 2 row ends, <|image|> and the global view
+    # (16 with <|image_start|> and <|image_end|>); the 28 x 28 JPEG is one tile (4)
     two = [ChatMessage(Role.USER, QUESTION, images=(str(png), str(jpeg)))]
-    assert client.count_tokens(messages=two) == base.prompt_tokens + 9 + 3
+    assert client.count_tokens(messages=two) == base.prompt_tokens + 16 + 4
 
 
 def test_stored_refs_and_the_next_turn_reuse_the_cache(
@@ -87,7 +88,7 @@ def test_stored_refs_and_the_next_turn_reuse_the_cache(
     first = [ChatMessage(Role.USER, QUESTION, images=(stored.ref,))]
     done = _reply(client, first)
     encoded = _slices_encoded(paths)
-    assert encoded == 7  # 2 x 3 tiles + the overview
+    assert encoded == 7  # 3 x 2 tiles + the global view
     history = [*first, ChatMessage(Role.ASSISTANT, done.text), ChatMessage(Role.USER, "And?")]
     again = _reply(client, history)
     assert again.image_tokens == done.image_tokens
@@ -176,7 +177,7 @@ def test_stop_during_an_image_prompt(
     assert events[-1].stop_reason is ev.StopReason.USER
     assert events[-1].generated_tokens <= 1
     done = _reply(client, messages)  # the engine and its cache are fine afterwards
-    assert done.generated_tokens > 0 and done.image_tokens == 9
+    assert done.generated_tokens > 0 and done.image_tokens == 16
 
 
 def test_reuse_point_keeps_images_whole() -> None:

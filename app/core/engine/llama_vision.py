@@ -24,6 +24,9 @@ class Projector:
 
     def __init__(self, ctx: Any) -> None:
         self._ctx = ctx
+        # Llama 4's official image layout (image_tiles.OfficialLayout), set by the engine
+        # once it knows the projector and the model; None: mtmd lays images out itself
+        self.official: Any = None
 
     @classmethod
     def load(cls, path: str, llm: llama_cpp.Llama, *, use_gpu: bool, flash_attn: bool) -> Projector:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core import vision
+from app.core.engine import image_tiles
 from app.core.engine.media_chunks import MediaChunk
 from app.core.errors import HerdError
 
@@ -37,7 +38,8 @@ __all__ = [
     "count_images",
     "evaluate_prompt",
     "evaluate_segments",
-    "segment_chunks",
+    "image_chunks",
+    "official_layout",
     "prefill",
     "prepare_images",
     "reuse_point",
@@ -109,15 +111,16 @@ def reuse_point(cached: Sequence[int], chunks: Sequence[Any]) -> int:
     return keep
 
 
-def prefill(llm: Any, projector: Any, chunks: Sequence[Any], should_stop: Any) -> list[int]:
+def prefill(llm: Any, projector: Any, chunks: Sequence[Any], should_stop: Any) -> list[int] | None:
     """Evaluate all but the last token of ``chunks`` into ``llm``'s context.
 
     Returns:
         The whole prompt as ids (stand-ins for image positions); pass it to
         ``llm.generate``, which finds all but the last token cached and evaluates that one.
+        None when Stop was pressed (``should_stop()`` turned true) before the end.
 
     Raises:
-        RuntimeError: evaluation failed, or Stop was pressed (``should_stop()`` is true).
+        RuntimeError: evaluation failed (or Stop aborted a decode under way).
         HerdError: the prompt does not end with text, or does not fit the context.
     """
     if not chunks or chunks[-1].handle is not None or not chunks[-1].tokens:
@@ -144,7 +147,7 @@ def prefill(llm: Any, projector: Any, chunks: Sequence[Any], should_stop: Any) -
             start = end
             continue
         if should_stop():
-            raise RuntimeError("stopped")
+            return None
         if chunk.handle is None:
             stop_at = end - 1 if last else end  # the prompt's last token is generate()'s
             llm.eval(list(full[max(start, keep) : stop_at]))
@@ -167,6 +170,9 @@ class ImageCounter:
     def tokens(self, projector: Any, marker: str, path: str) -> int:
         """Tokens ``path`` adds to a prompt, its begin/end markers included.
 
+        In Llama 4's official layout the count follows from the image's size alone
+        (:mod:`app.core.chat.llama4_images`); any other projector's is mtmd's.
+
         Raises:
             ImageError: the image cannot be read.
             ValueError: mtmd could not prepare it.
@@ -178,10 +184,21 @@ class ImageCounter:
             raise
         key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
         if key not in self._known:
-            (image,) = prepare_images([path])
-            with projector.tokenize(marker, [image.as_tuple()]) as chunks:
-                self._known[key] = sum(len(c.tokens) for c in chunks)
+            layout = official_layout(projector)
+            if layout is not None:
+                info = vision.check_image(Path(path))
+                self._known[key] = layout.geometry.image_tokens(info.width, info.height)
+            else:
+                (image,) = prepare_images([path])
+                with projector.tokenize(marker, [image.as_tuple()]) as chunks:
+                    self._known[key] = sum(len(c.tokens) for c in chunks)
         return self._known[key]
+
+
+def official_layout(projector: Any) -> image_tiles.OfficialLayout | None:
+    """The projector's Llama 4 layout, or None when mtmd lays its images out itself."""
+    layout = getattr(projector, "official", None)
+    return layout if isinstance(layout, image_tiles.OfficialLayout) else None
 
 
 def count_images(
@@ -197,20 +214,18 @@ def count_images(
     Raises:
         HerdError: the placeholders and images do not pair up, or an image is unusable.
     """
-    from app.core.engine import llama_ext, llama_vision
+    from app.core.engine import llama_vision
 
-    ids = llama_ext.tokenize(llm, placeholder.encode("utf-8"), special=True)
-    found = list(tokens).count(ids[0]) if len(ids) == 1 else -1
-    if found != len(images):
-        raise HerdError(
-            f"The text has {max(found, 0)} image placeholder(s) for {len(images)} image(s).",
-            f"A message's text may not contain {placeholder!r} itself.",
-        )
+    _placeholder_id(llm, placeholder, tokens, len(images))
     marker = llama_vision.media_marker()
     try:
         return sum(counter.tokens(projector, marker, path) for path in images)
     except ValueError as exc:  # mtmd could not prepare an image
         raise HerdError(f"The image could not be prepared: {exc}.") from None
+
+
+Evaluated = tuple[list[int], int, int]
+"""``(ids, image_tokens, positions_found_cached)`` of an evaluated prompt with images."""
 
 
 def evaluate_prompt(
@@ -220,25 +235,29 @@ def evaluate_prompt(
     images: Sequence[str],
     placeholder: str,
     should_stop: Any,
-) -> tuple[list[int], int, int]:
+) -> Evaluated | None:
     """Read the images, tokenize the prompt with them, and evaluate it (see :func:`prefill`).
 
     Returns:
         ``(ids, image_tokens, positions_found_cached)``: the prompt's ids for
         ``llm.generate``; how many of them the images add (their begin/end markers too,
-        as :func:`count_images` counts); how many were already in the cache.
+        as :func:`count_images` counts); how many were already in the cache. None when
+        Stop was pressed first.
 
     Raises:
         HerdError: an image cannot be read or prepared, or the prompt does not fit.
-        RuntimeError: evaluation failed or was stopped.
+        RuntimeError: evaluation failed.
     """
     from app.core.engine import llama_ext, llama_vision
 
-    prepared = prepare_images(images)
-    text = placeholders_to_markers(prompt, placeholder, llama_vision.media_marker(), len(images))
     bos = llm.token_bos()
     bos_text = llama_ext.token_bytes(llm, bos, special=True).decode() if bos >= 0 else ""
-    add_bos = llama_ext.wants_bos(llm) and not (bos_text and text.startswith(bos_text))
+    add_bos = llama_ext.wants_bos(llm) and not (bos_text and prompt.startswith(bos_text))
+    if official_layout(projector) is not None:  # the placeholders' ids are the image slots
+        ids = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        return _evaluate_ids(llm, projector, ids, images, placeholder, should_stop)
+    prepared = prepare_images(images)
+    text = placeholders_to_markers(prompt, placeholder, llama_vision.media_marker(), len(images))
     llama_ext.enable_abort_check(llm, True)
     try:
         pixels = [p.as_tuple() for p in prepared]
@@ -247,6 +266,8 @@ def evaluate_prompt(
             ids = prefill(llm, projector, chunks, should_stop)
     except ValueError as exc:  # mtmd could not prepare an image
         raise HerdError(f"The image could not be prepared: {exc}.") from None
+    if ids is None:
+        return None
     n_text = len(llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
     return ids, len(ids) - (n_text - len(images)), cached
 
@@ -258,7 +279,7 @@ def evaluate_segments(
     images: Sequence[str],
     placeholder: str,
     should_stop: Any,
-) -> tuple[list[int], int, int]:
+) -> Evaluated | None:
     """:func:`evaluate_prompt` for a chat prompt given as segments.
 
     Only the format's placeholder tokens take images; a message's text is plain text, so
@@ -267,58 +288,78 @@ def evaluate_segments(
     Raises:
         HerdError: an image cannot be read or prepared, the placeholders and images do not
             pair up, or the prompt does not fit.
-        RuntimeError: evaluation failed or was stopped.
+        RuntimeError: evaluation failed.
     """
+    from app.core.engine import prompt_tokens
+
+    ids = prompt_tokens.prompt_ids(llm, segments)
+    return _evaluate_ids(llm, projector, ids, images, placeholder, should_stop)
+
+
+def _evaluate_ids(
+    llm: Any,
+    projector: Any,
+    ids: Sequence[int],
+    images: Sequence[str],
+    placeholder: str,
+    should_stop: Any,
+) -> Evaluated | None:
     from app.core.engine import llama_ext
 
-    prepared = prepare_images(images)
     llama_ext.enable_abort_check(llm, True)
     try:
         with contextlib.ExitStack() as stack:
-            chunks, n_text = segment_chunks(llm, projector, segments, prepared, placeholder, stack)
+            chunks = image_chunks(llm, projector, ids, images, placeholder, stack)
             cached = reuse_point(llm.input_ids[: llm.n_tokens].tolist(), chunks)
             full = prefill(llm, projector, chunks, should_stop)
     except ValueError as exc:  # mtmd could not prepare an image
         raise HerdError(f"The image could not be prepared: {exc}.") from None
-    return full, len(full) - n_text, cached
+    if full is None:
+        return None
+    return full, len(full) - (len(ids) - len(images)), cached
 
 
-def segment_chunks(
+def image_chunks(
     llm: Any,
     projector: Any,
-    segments: Sequence[Sequence[Any]],
-    prepared: Sequence[PreparedImage],
+    ids: Sequence[int],
+    images: Sequence[str],
     placeholder: str,
     stack: contextlib.ExitStack[Any],
-) -> tuple[list[MediaChunk], int]:
-    """A chat prompt's chunks: its text's ids, each placeholder token swapped for an image.
+) -> list[MediaChunk]:
+    """A prompt's chunks: its ids, each placeholder token swapped for its image's chunks.
 
-    Returns:
-        The chunks (image handles valid until ``stack`` closes) and how many text ids
-        they hold besides the images' own chunks.
+    With a Llama 4 projector an image's chunks are the official sequence of tiles and
+    special tokens (:mod:`app.core.engine.image_tiles`); with another, mtmd's own.
+    Image handles stay valid until ``stack`` closes.
 
     Raises:
-        HerdError: the format's placeholders and the images do not pair up.
+        HerdError: the placeholders and the images do not pair up, or an image is unusable.
         ValueError: mtmd could not prepare an image.
     """
-    from app.core.engine import llama_vision, prompt_tokens
+    from app.core.engine import llama_vision
 
-    ids = prompt_tokens.prompt_ids(llm, segments)
-    slot = _placeholder_id(llm, placeholder, ids, len(prepared))
+    slot = _placeholder_id(llm, placeholder, ids, len(images))
+    layout = official_layout(projector)
     marker = llama_vision.media_marker()
+    tiled = [image_tiles.tile_file(p, layout.geometry) for p in images] if layout else []
+    prepared = [] if layout else prepare_images(images)
     chunks: list[MediaChunk] = []
     text: list[int] = []
-    pending = iter(prepared)
+    index = 0
     for token in ids:
         if token != slot:
             text.append(token)
             continue
         chunks.append(MediaChunk(tuple(text)))
         text = []
-        image = next(pending).as_tuple()
-        chunks.extend(stack.enter_context(projector.tokenize(marker, [image])))
+        if layout is not None:
+            chunks += image_tiles.official_chunks(projector, layout, tiled[index], marker, stack)
+        else:
+            chunks += stack.enter_context(projector.tokenize(marker, [prepared[index].as_tuple()]))
+        index += 1
     chunks.append(MediaChunk(tuple(text)))
-    return _merge_text(chunks), len(ids) - len(prepared)
+    return _merge_text(chunks)
 
 
 def _placeholder_id(llm: Any, placeholder: str, ids: Sequence[int], n_images: int) -> int:
@@ -334,7 +375,8 @@ def _placeholder_id(llm: Any, placeholder: str, ids: Sequence[int], n_images: in
     if found != n_images:
         raise HerdError(
             f"The prompt has {max(found, 0)} image placeholder(s) for {n_images} image(s).",
-            "Report this as a bug.",
+            f"Each image takes one {placeholder!r} of the format; a message's text may not "
+            "contain it itself.",
         )
     return slot
 

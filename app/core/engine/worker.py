@@ -177,15 +177,16 @@ class Worker:
 
     def _load_projector(self, path: str, llm: Any, settings: LoadSettings) -> str:
         """Load the vision projector beside the model; returns why not ("" when loaded)."""
-        from app.core.engine import llama_vision, multimodal
+        from app.core.engine import image_tiles, multimodal
 
         try:
-            self._projector = llama_vision.Projector.load(
+            self._projector = image_tiles.open_projector(
                 path, llm, use_gpu=settings.n_gpu_layers != 0, flash_attn=settings.flash_attn
             )
-        except (RuntimeError, ValueError, OSError) as exc:
+        except (HerdError, RuntimeError, ValueError, OSError) as exc:
             logger.warning("projector %s not loaded: %s", path, exc)
-            return f"The vision projector {os.path.basename(path)} could not be loaded: {exc}."
+            why = exc.user_message if isinstance(exc, HerdError) else f"{exc}."
+            return f"The vision projector {os.path.basename(path)} could not be loaded: {why}"
         self._image_counter = multimodal.ImageCounter()
         return ""
 
@@ -273,18 +274,22 @@ class Worker:
             if self._require_projector(req) is None:
                 return
             try:
-                tokens, n_image_tokens = self._prefill_images(req, llm, segments or prompt, images)
+                filled = self._prefill_images(req, llm, segments or prompt, images)
             except HerdError as exc:
                 llama_ext.clear_memory(llm)
                 self.emit(req.id, ev.Failed(exc.user_message, exc.hint))
                 return
-            except RuntimeError as exc:  # an image's decode failed or Stop aborted it
-                llama_ext.clear_memory(llm)
-                if self._should_stop():
-                    self.emit(req.id, generation.stopped_before_reply(started))
-                else:
+            except RuntimeError as exc:  # an image's decode failed, or Stop aborted it
+                filled = None
+                if not self._should_stop():
+                    llama_ext.clear_memory(llm)
                     self.emit(req.id, ev.Failed(f"The image failed: {exc}", "See the engine log."))
+                    return
+            if filled is None:  # Stop was pressed while the prompt was read
+                llama_ext.clear_memory(llm)
+                self.emit(req.id, generation.stopped_before_reply(started))
                 return
+            tokens, n_image_tokens = filled
         elif segments is not None:
             tokens = prompt_tokens.prompt_ids(llm, segments)
         else:
@@ -303,18 +308,19 @@ class Worker:
 
     def _prefill_images(
         self, req: proto.Request, llm: Any, prompt: str | list[Any], images: list[str]
-    ) -> tuple[list[int], int]:
+    ) -> tuple[list[int], int] | None:
+        """Evaluate a prompt with images: its ids and image tokens (None: Stop came first)."""
         from app.core.engine import multimodal
 
         placeholder = str(req.args.get("image_placeholder", ""))
+        projector, stop = self._projector, self._should_stop
         if isinstance(prompt, str):
-            tokens, n_image, self._cached_before = multimodal.evaluate_prompt(
-                llm, self._projector, prompt, images, placeholder, self._should_stop
-            )
+            done = multimodal.evaluate_prompt(llm, projector, prompt, images, placeholder, stop)
         else:
-            tokens, n_image, self._cached_before = multimodal.evaluate_segments(
-                llm, self._projector, prompt, images, placeholder, self._should_stop
-            )
+            done = multimodal.evaluate_segments(llm, projector, prompt, images, placeholder, stop)
+        if done is None:
+            return None
+        tokens, n_image, self._cached_before = done
         return tokens, n_image
 
 
