@@ -19,7 +19,15 @@ from datetime import datetime
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QPalette, QResizeEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core import events as ev
 from app.core.chat import attachments
@@ -121,6 +129,11 @@ class ChatView(QScrollArea):
         self._container.setObjectName("chatContainer")
         self._container.setBackgroundRole(QPalette.ColorRole.Base)
         self._container.setAutoFillBackground(True)
+        # The column's height is its height for the view's width. A wrapped label's minimum
+        # size is its height at some narrow width, and the scroll area would otherwise keep
+        # the column at least that tall: a chat laid out before the window was shown (a
+        # restored one) then sat far above an empty band the view had scrolled to.
+        self._container.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         self._column = QVBoxLayout(self._container)
         self._column.setContentsMargins(20, 20, 20, 20)
         self._column.setSpacing(14)
