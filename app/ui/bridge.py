@@ -3,8 +3,10 @@
 Widgets never see a worker thread. Each job (load, chat, unload) runs on the window's one
 worker pattern (:class:`~app.ui.worker.JobRunner`), whose typed events arrive on the GUI
 thread and are turned into the public signals below. Reply text comes already batched by
-the engine (at most ~30 batches a second: the token path's one throttle), so each batch
-goes straight to the view as one ``token_batch``.
+the engine (at most ~30 batches a second: the token path's one throttle) and does not pass
+through the job's thread: the thread that reads the engine's pipe emits each batch as a
+queued signal, and it goes straight to the view as one ``token_batch``. (Posted events are
+delivered in order, so a reply's text always arrives before its Finished.)
 
 Jobs run one at a time. Starting a job while another runs cancels the old one and joins
 its thread first (a cancelled job ends within ~100 ms), so events always arrive in order.
@@ -74,6 +76,7 @@ class EngineBridge(QObject):
     draft_counted = Signal(int, int)  # tokens of the conversation plus the draft; the draft
     notice = Signal(str)  # something to say that is not a failure (the job goes on)
     planned = Signal(object)  # Planned: the plan a load is about to use
+    _pushed = Signal(int, object)  # (job id, Token) from the engine's reader thread
 
     def __init__(
         self,
@@ -87,6 +90,8 @@ class EngineBridge(QObject):
         # the window's one worker pattern: engine jobs one at a time, draft counts beside
         self._jobs = JobRunner(self, workers=1, name="engine")
         self._jobs.delivered.connect(self._on_jobs_event)
+        # a reply's text skips the job's thread: the engine's reader emits it (queued)
+        self._pushed.connect(self._on_jobs_event)
         self._counts = JobRunner(self, workers=1, name="count")
         self._counts.delivered.connect(self._on_counts_event)
         self._current = 0  # the id of the newest engine job
@@ -178,9 +183,15 @@ class EngineBridge(QObject):
                 yield ev.Failed(exc.user_message, exc.hint)
                 return
             yield PromptFitted(fitted)
-            yield from client.chat(list(fitted.messages), sampling, cancel)
+            yield from client.chat(list(fitted.messages), sampling, cancel, on_token=on_token)
 
-        self._start_job("chat", job)
+        pushed = self._pushed
+        started: list[int] = []  # the job's id, known once it is started
+
+        def on_token(event: ev.Token) -> None:  # on the engine's reader thread
+            pushed.emit(started[0] if started else 0, event)
+
+        started.append(self._start_job("chat", job))
 
     def count_draft(
         self, messages: Sequence[ChatMessage], draft: ChatMessage | None = None
@@ -246,10 +257,10 @@ class EngineBridge(QObject):
         self._set_job_kind("")
 
     # -- job machinery ---------------------------------------------------------------
-    def _start_job(self, kind: str, make: Callable[[CancelToken], Iterator[BridgeEvent]]) -> None:
+    def _start_job(self, kind: str, make: Callable[[CancelToken], Iterator[BridgeEvent]]) -> int:
         if self._closed:
             logger.warning("ignoring a %s request after shutdown", kind)
-            return
+            return 0
         # the running job is cancelled and joined first (it ends within ~100 ms), so its
         # last events are delivered before the new job's first
         self._jobs.cancel_all()
@@ -259,6 +270,7 @@ class EngineBridge(QObject):
         self._current = job_id
         self._kinds[job_id] = kind
         self._set_job_kind(kind)
+        return job_id
 
     @Slot(int, object)
     def _on_counts_event(self, _job: int, event: object) -> None:
@@ -288,9 +300,10 @@ class EngineBridge(QObject):
             self.planned.emit(event)
             return
         if isinstance(event, ev.Token):
-            # already batched by the engine (its one throttle): straight to the view (also
-            # a replaced reply's last words, which arrive before its Finished)
-            if job_id == self._current:
+            # pushed from the engine's pipe reader, already batched by the engine (its one
+            # throttle): straight to the view (also a replaced reply's last words, which
+            # arrive before its Finished)
+            if job_id in (self._current, 0):
                 self._streamed += event.n_tokens
             self.token_batch.emit(event.text)
             self.tokens_streamed.emit(self._streamed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,10 @@ from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
 from app.core.settings import LoadSettings, SamplingSettings
 
-__all__ = ["LOG_TAIL_LINES", "POLL_S", "EngineClient", "EngineProcess"]
+__all__ = ["LOG_TAIL_LINES", "POLL_S", "EngineClient", "EngineProcess", "OnToken"]
+
+OnToken = Callable[[ev.Token], None]
+"""Receives a reply's text as it arrives (see :meth:`EngineClient.chat`)."""
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +142,17 @@ class EngineClient(EngineProcess):
         messages: Sequence[ChatMessage],
         sampling: SamplingSettings,
         cancel: CancelToken | None = None,
+        *,
+        on_token: OnToken | None = None,
     ) -> Iterator[ev.EngineEvent]:
         """Generate the assistant's reply: Token events, then Finished or Failed.
 
         Messages' ``images`` (``sha256:`` refs or file paths) go to the vision projector;
         without one, a conversation with images fails with a message saying so.
+
+        ``on_token``, when given, receives the Token events instead, as they arrive, on
+        the thread that reads the engine (it must be quick and thread-safe, e.g. emit a
+        queued Qt signal); they then are not yielded.
         """
         try:
             segments = self._format().render_segments(messages)
@@ -153,7 +162,7 @@ class EngineClient(EngineProcess):
             return
         args = self._generate_args(sampling, self._format().stop_strings, images)
         args["segments"] = [list(segment) for segment in segments]
-        yield from self._generate(args, cancel)
+        yield from self._generate(args, cancel, on_token)
 
     def complete(
         self,
@@ -189,7 +198,7 @@ class EngineClient(EngineProcess):
         return record
 
     def _generate(
-        self, args: dict[str, Any], cancel: CancelToken | None
+        self, args: dict[str, Any], cancel: CancelToken | None, on_token: OnToken | None = None
     ) -> Iterator[ev.EngineEvent]:
         """A generate job; a crash at the first decode after a load gets one safe retry.
 
@@ -200,14 +209,26 @@ class EngineClient(EngineProcess):
         safe configuration from then on.
         """
         first, self._first_decode = self._first_decode, False
-        produced = False
-        for event in self._job(proto.OP_GENERATE, args, cancel):
+        produced: list[bool] = []  # set once a token came (on the reader thread, if pushed)
+        push = None
+        if on_token is not None:
+            token_sink = on_token
+
+            def push(event: ev.EngineEvent) -> bool:
+                if not isinstance(event, ev.Token):
+                    return False
+                produced.append(True)
+                token_sink(event)
+                return True
+
+        for event in self._job(proto.OP_GENERATE, args, cancel, push):
             if isinstance(event, ev.EngineCrashed) and first and not produced:
                 reloaded = yield from self._reload_safe(event)
                 if reloaded:
-                    yield from self._job(proto.OP_GENERATE, args, cancel)
+                    yield from self._job(proto.OP_GENERATE, args, cancel, push)
                     return
-            produced = produced or isinstance(event, ev.Token)
+            if isinstance(event, ev.Token):
+                produced.append(True)
             yield event
 
     def _reload_safe(self, crash: ev.EngineCrashed) -> Generator[ev.EngineEvent, None, bool]:

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -67,6 +67,7 @@ class EngineProcess:
         self._reader: threading.Thread | None = None
         self._retiring: subprocess.Popen[bytes] | None = None  # the one shutdown() ends
         self._pending: dict[int, queue.Queue[ev.EngineEvent | None]] = {}
+        self._push: dict[int, Callable[[ev.EngineEvent], bool]] = {}  # see _job
         self._lock = threading.Lock()  # guards _pending
         self._send_lock = threading.Lock()  # one writer at a time on the request pipe
         self._ids = itertools.count(1)
@@ -152,6 +153,9 @@ class EngineProcess:
                 continue
             with self._lock:
                 target = self._pending.get(request_id)
+                push = self._push.get(request_id)
+            if push is not None and push(event):
+                continue  # handed on at once, on this thread (a reply's text)
             if target is not None:
                 target.put(event)
         code = proc.wait()
@@ -208,8 +212,18 @@ class EngineProcess:
             proc.stdin.flush()
 
     def _job(
-        self, op: str, args: dict[str, Any], cancel: CancelToken | None
+        self,
+        op: str,
+        args: dict[str, Any],
+        cancel: CancelToken | None,
+        push: Callable[[ev.EngineEvent], bool] | None = None,
     ) -> Iterator[ev.EngineEvent]:
+        """Send a request and yield its events until its terminal one.
+
+        ``push``, when given, sees each event first, on the thread that reads the engine's
+        pipe; the events it takes (returns True for) are not yielded. The window's token
+        path uses it: a reply's text goes from the pipe to the view with no thread between.
+        """
         if not self.alive:
             if self.crash is not None:
                 yield self.crash
@@ -219,6 +233,8 @@ class EngineProcess:
         events: queue.Queue[ev.EngineEvent | None] = queue.Queue()  # None: wake up
         with self._lock:
             self._pending[request_id] = events
+            if push is not None:
+                self._push[request_id] = push
         if cancel is not None:
             cancel.on_cancel(lambda: events.put(None))  # Stop lands at once, no polling
         stop_sent = False
@@ -256,6 +272,7 @@ class EngineProcess:
                 self._send_stop(request_id)  # the consumer walked away: stop the engine's work
             with self._lock:
                 self._pending.pop(request_id, None)
+                self._push.pop(request_id, None)
 
     def _send_stop(self, request_id: int) -> None:
         try:
