@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
 from pathlib import Path
 
-from app import machine_args
+from app import __version__, cli_help, machine_args
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 
@@ -18,7 +19,9 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     """The command line: ``herd [gui] [MODEL]``, ``herd info``, ``herd chat``."""
     parser = argparse.ArgumentParser(
-        prog="herd", description="A private, local chat for Meta's Llama 4 herd."
+        prog="herd",
+        description="A private, local chat for Meta's Llama 4 herd. "
+        "`herd FILE.gguf` opens the window on a model file.",
     )
     sub = parser.add_subparsers(dest="command")
 
@@ -26,11 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("model", nargs="?", help="a .gguf to open")
 
     info = sub.add_parser("info", help="describe a GGUF model without loading it")
-    info.add_argument("model")
+    info.add_argument("model", help="the .gguf file (the first part of a split model)")
     info.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     chat = sub.add_parser("chat", help="chat in the terminal (one prompt, or interactive)")
-    chat.add_argument("model")
+    chat.add_argument("model", help="the .gguf file (the first part of a split model)")
     chat.add_argument("--prompt", help="send this one message, print the reply and exit")
     chat.add_argument("--system", default="", help="a system prompt")
     machine_args.add_wish_args(
@@ -44,10 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="plan only: print the engine settings and exit"
     )
     chat.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
-    chat.add_argument("--max-tokens", type=int, default=512)
-    chat.add_argument("--temperature", type=float, default=None)
-    chat.add_argument("--seed", type=int, default=-1)
-    chat.add_argument("--threads", type=int, default=None)
+    chat.add_argument("--max-tokens", type=int, default=512, help="longest reply, in tokens")
+    chat.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature, 0 for greedy (default: the saved sampling settings')",
+    )
+    chat.add_argument("--seed", type=int, default=-1, help="sampling seed; -1 picks one at random")
+    chat.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: the plan's choice)"
+    )
     chat.add_argument("--stats", action="store_true", help="print speed after each reply")
     chat.add_argument(
         "--image",
@@ -71,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     from app import doctor_cli
 
     doctor_cli.add_parser(sub)
+    parser.add_argument("--version", action="version", version=f"herd {__version__}")
+    cli_help.finish(parser)
     return parser
 
 
@@ -78,17 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run Herd; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if argv and argv[0] not in {
-        "gui",
-        "info",
-        "chat",
-        "plan",
-        "pull",
-        "models",
-        "doctor",
-        "-h",
-        "--help",
-    }:
+    if argv and argv[0] not in cli_help.commands(parser) and not argv[0].startswith("-"):
+        if not _names_a_model(argv[0]):
+            return _unknown_command(argv[0], cli_help.commands(parser))
         argv = ["gui", *argv]  # `herd model.gguf` opens the window on that model
     args = parser.parse_args(argv or ["gui"])
     home = os.environ.get("HERD_HOME")
@@ -105,6 +109,22 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `herd plan ... | head`: the reader left; that is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _names_a_model(word: str) -> bool:
+    """Whether a first argument that is no command means a model file to open."""
+    return Path(word).is_file() or word.lower().endswith(".gguf") or os.sep in word
+
+
+def _unknown_command(word: str, commands: list[str]) -> int:
+    close = difflib.get_close_matches(word, commands, n=1)
+    hint = f" Did you mean `herd {close[0]}`?" if close else ""
+    sys.stderr.write(
+        f"herd: unknown command {word!r} (and no such model file).{hint}\n"
+        f"Commands: {', '.join(commands)}. Open a model with `herd FILE.gguf`; "
+        "see `herd --help`.\n"
+    )
+    return EXIT_USAGE
 
 
 def _run(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:

@@ -32,7 +32,7 @@ EXIT_DOES_NOT_FIT = 3
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``herd plan`` on the main parser's subcommands."""
     plan = sub.add_parser("plan", help="plan expert offloading and context for a model")
-    plan.add_argument("model")
+    plan.add_argument("model", help="the .gguf file (the first part of a split model)")
     machine_args.add_wish_args(
         plan,
         ctx_help=f"context length (default: the model's own, else the largest that fits, up to "

@@ -10,7 +10,6 @@ crashes.
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import sys
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from app import __version__
 from app.core import events as ev
 from app.core.demo import demo_model_path
 from app.core.engine import selfcheck
@@ -42,12 +42,8 @@ _BENCH_PROMPT = (
 
 
 def _version() -> dict[str, str]:
-    try:
-        herd = importlib.metadata.version("herd")
-    except importlib.metadata.PackageNotFoundError:
-        herd = "unknown"
     return {
-        "herd": herd,
+        "herd": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "executable": sys.executable,
