@@ -49,6 +49,16 @@ class CrashBanner(QFrame):
         self.details_button.setCheckable(True)
         self.details_button.toggled.connect(self._on_details_button_toggled)
         row.addWidget(self.details_button)
+        self.copy_button = QToolButton(self)
+        self.copy_button.setText("Copy")
+        self.copy_button.setToolTip("Copy what happened and the end of the engine's log")
+        self.copy_button.clicked.connect(self._on_copy_button_clicked)
+        row.addWidget(self.copy_button)
+        self.log_button = QToolButton(self)
+        self.log_button.setText("Open log")
+        self.log_button.setToolTip("Open the engine's whole log")
+        self.log_button.clicked.connect(self._on_log_button_clicked)
+        row.addWidget(self.log_button)
         self.reload_button = QPushButton("Reload", self)
         self.reload_button.setToolTip("Restart the engine and load the model again")
         self.reload_button.clicked.connect(self.reload_requested)
@@ -61,20 +71,43 @@ class CrashBanner(QFrame):
         self.log_view.setMaximumHeight(150)
         self.log_view.hide()
         outer.addWidget(self.log_view)
+        self._text = ""
+        self._log_path = ""
         self.hide()
 
-    def show_crash(self, crash: ev.EngineCrashed) -> None:
-        """Show what happened."""
+    def show_crash(self, crash: ev.EngineCrashed, log_path: str = "") -> None:
+        """Show what happened: the message, and the end of the log under Details."""
         self.message_label.setText(crash.message)
         tail = "\n".join(crash.log_tail) or "(the engine wrote nothing to its log)"
         self.log_view.setPlainText(f"exit code: {crash.exit_code}\n{tail}")
+        self._log_path = log_path
+        where = f"\nLog: {log_path}" if log_path else ""
+        self._text = f"{crash.message}{where}\n\n{self.log_view.toPlainText()}"
+        self.log_button.setVisible(bool(log_path) and Path(log_path).exists())
         self.details_button.setChecked(False)
         self.show()
+
+    @property
+    def text(self) -> str:
+        """What Copy puts on the clipboard."""
+        return self._text
+
+    @Slot()
+    def _on_copy_button_clicked(self) -> None:
+        QGuiApplication.clipboard().setText(self._text)
+
+    @Slot()
+    def _on_log_button_clicked(self) -> None:
+        if self._log_path:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self._log_path))
 
     @Slot(bool)
     def _on_details_button_toggled(self, shown: bool) -> None:
         self.log_view.setVisible(shown)
         self.details_button.setText("Hide details" if shown else "Details")
+        if shown:  # the crash is at the log's end: show that, not its first lines
+            bar = self.log_view.verticalScrollBar()
+            bar.setValue(bar.maximum())
 
 
 class ErrorBanner(QFrame):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from app.core.errors import HerdError
@@ -40,3 +41,27 @@ def test_a_failed_load_shows_llama_cpps_reason_and_its_log(
         assert banner.text == "The chat history could not be saved.\nFree some space."
     finally:
         window.close()
+
+
+def test_crash_details_show_the_logs_end_with_copy_and_open_log(qtbot, tmp_path: Path) -> None:
+    from app.core import events as ev
+    from app.ui.banners import CrashBanner
+
+    log = tmp_path / "engine.log"
+    log.write_text("…\n")
+    banner = CrashBanner()
+    qtbot.addWidget(banner)
+    banner.resize(900, 300)
+    banner.show()
+    tail = tuple(f"llama.cpp line {i}" for i in range(40)) + ("GGML_ASSERT(buf != NULL) failed",)
+    crash = ev.EngineCrashed("The engine stopped: llama.cpp aborted (SIGABRT).", -6, tail)
+    banner.show_crash(crash, str(log))
+    assert banner.log_button.isVisible() and banner.copy_button.isVisible()
+    qtbot.mouseClick(banner.details_button, Qt.MouseButton.LeftButton)
+    bar = banner.log_view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=2000)
+    last = banner.log_view.cursorForPosition(banner.log_view.viewport().rect().bottomLeft())
+    assert "GGML_ASSERT" in last.block().text()  # the crash line is in sight, not line 0
+    qtbot.mouseClick(banner.copy_button, Qt.MouseButton.LeftButton)
+    copied = QGuiApplication.clipboard().text()
+    assert "SIGABRT" in copied and "GGML_ASSERT" in copied and str(log) in copied

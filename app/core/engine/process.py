@@ -77,6 +77,11 @@ class EngineProcess:
 
     # -- process lifetime ------------------------------------------------------------
     @property
+    def log_path(self) -> Path:
+        """The engine's log file (llama.cpp's own messages included)."""
+        return self._paths.engine_log
+
+    @property
     def alive(self) -> bool:
         """Whether the engine process is running."""
         return self._proc is not None and self._proc.poll() is None

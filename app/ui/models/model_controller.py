@@ -263,7 +263,7 @@ class ModelController(QObject):
     @Slot(object)
     def _on_bridge_engine_crashed(self, crash: ev.EngineCrashed) -> None:
         logger.error("engine crashed (exit code %s)", crash.exit_code)
-        self._banner.show_crash(crash)
+        self._banner.show_crash(crash, str(self._bridge.client.log_path))
         self._bar.show_none("The engine stopped. Reload to continue.")
         self.show_no_model(status="Engine stopped")
         self.model_gone.emit()
