@@ -18,10 +18,15 @@ class HerdError(Exception):
 
     def one_line(self) -> str:
         """The message and hint as a single line, for a terminal or a status bar."""
-        message = self.user_message.rstrip()
-        if self.hint and message and message[-1] not in ".!?:;":
-            message += "."
-        return f"{message} {self.hint}".strip()
+        return one_line(self.user_message, self.hint)
+
+
+def one_line(message: str, hint: str = "") -> str:
+    """A message and its hint as one line: two sentences, never run together."""
+    message = message.rstrip()
+    if hint and message and message[-1] not in ".!?:;":
+        message += "."
+    return f"{message} {hint.strip()}".strip()
 
 
 class ModelFileError(HerdError, ValueError):

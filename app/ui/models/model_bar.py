@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import events as ev
-from app.core.errors import HerdError
+from app.core.errors import HerdError, one_line
 from app.core.hub import library
 from app.core.paths import AppPaths
 
@@ -156,7 +156,7 @@ class ModelBar(QFrame):
     def show_error(self, path: Path | None, message: str, hint: str) -> None:
         """A load failed."""
         title = f"Could not load {path.name}" if path else "Could not load the model"
-        self._set(title, f"{message} {hint}".strip(), loading=False, loaded=False)
+        self._set(title, one_line(message, hint), loading=False, loaded=False)
         self.details_label.setStyleSheet("color: #d9534f;")
 
     def _set(self, name: str, details: str, *, loading: bool, loaded: bool) -> None:

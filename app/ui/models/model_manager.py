@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import HerdError
+from app.core.errors import HerdError, one_line
 from app.core.hardware.probe import Hardware
 from app.core.hub.catalog import CURATED
 from app.core.hub.jobs import DownloadRequest
@@ -298,7 +298,7 @@ class ModelManagerDialog(QDialog):
     @Slot(str, str, str)
     def _on_bridge_failed(self, what: str, message: str, hint: str) -> None:
         if not what.startswith("plan "):
-            self.status.setText(f"{message} {hint}".strip())
+            self.status.setText(one_line(message, hint))
         if what.startswith("quants"):
             self.repo_title.setText(message)
         elif what.startswith("plan ") and self._quants is not None:  # keep the estimate
@@ -321,7 +321,7 @@ class ModelManagerDialog(QDialog):
     def _on_bridge_stopped(
         self, key: str, state: str, message: str, hint: str, needs_token: bool
     ) -> None:
-        self.status.setText(f"{message} {hint}".strip())
+        self.status.setText(one_line(message, hint))
         if needs_token:
             self._on_token_requested(key)
 
