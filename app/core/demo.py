@@ -22,3 +22,16 @@ def demo_model_path() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+DEMO_NAME = "SmolLM2 135M Instruct"
+"""How the window names the demo (its GGUF's own name is a training run's)."""
+
+
+def is_demo(path: str | Path) -> bool:
+    """Whether ``path`` is the bundled demo model."""
+    demo = demo_model_path()
+    try:
+        return demo is not None and Path(path).resolve() == demo.resolve()
+    except OSError:
+        return False

@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
         self.bridge.failed.connect(self.show_error)
         self.model_bar.file_opened.connect(self._on_model_bar_file_opened)
         self.model_bar.manager_requested.connect(self.open_model_manager)
+        self.models.get_model_requested.connect(self.open_model_manager)
         self.chat_header.system_prompt_requested.connect(self.open_system_prompt)
         self.conversations.conversation_changed.connect(self._on_conversations_conversation_changed)
         if self.composer.image_panel is not None:
@@ -302,8 +303,8 @@ class MainWindow(QMainWindow):
         """List the local models in the Load menu (most recently used first)."""
         self.model_bar.set_library(library_menu_items(self._paths))
 
-    def open_model_manager(self) -> ModelManagerDialog:
-        """Open the Model Manager (catalog, downloads, library); downloads outlive it."""
+    def open_model_manager(self, repo_id: str = "") -> ModelManagerDialog:
+        """Open the Model Manager (on ``repo_id`` if given); downloads outlive it."""
         if self._hub is None:
             service = HubService(self._paths, environ=dict(os.environ))
             self._hub = HubBridge(service, self)
@@ -314,6 +315,7 @@ class MainWindow(QMainWindow):
         dialog.finished.connect(self.refresh_library)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+        dialog.show_repo(repo_id)
         return dialog
 
     @Slot(str)

@@ -22,7 +22,6 @@ from PySide6.QtGui import QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QLabel,
     QScrollArea,
     QSizePolicy,
     QVBoxLayout,
@@ -35,6 +34,7 @@ from app.core.chat.messages import Role
 from app.core.chat.store_schema import MessageState, StoredMessage
 from app.core.errors import HerdError
 from app.core.paths import AppPaths
+from app.ui.chat.empty_state import Action, EmptyState
 from app.ui.chat.markdown import MarkdownTheme, warm_up
 from app.ui.chat.message_bubble import MessageBubble
 from app.ui.chat.message_widgets import code_font
@@ -137,11 +137,7 @@ class ChatView(QScrollArea):
         self._column = QVBoxLayout(self._container)
         self._column.setContentsMargins(20, 20, 20, 20)
         self._column.setSpacing(14)
-        self._empty = QLabel(self._container)
-        self._empty.setObjectName("emptyState")
-        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setWordWrap(True)
-        self._empty.setTextFormat(Qt.TextFormat.RichText)
+        self._empty = EmptyState(self._container)
         self._column.addStretch(1)
         self._column.addWidget(self._empty)
         self._column.addStretch(1)
@@ -182,14 +178,14 @@ class ChatView(QScrollArea):
                 return bubble.text
         return ""
 
-    def set_empty_hint(self, hint: str) -> None:
-        """What the empty conversation says under the welcome line."""
-        hint_html = f"<p style='margin-top:6px'>{hint}</p>" if hint else ""
-        self._empty.setText(
-            "<p style='font-size:17pt; font-weight:600'>Herd</p>"
-            "<p>Private chat with Llama 4, right on this computer.<br>"
-            "Nothing you type leaves it.</p>" + hint_html
-        )
+    def set_empty_hint(self, hint: str, actions: Sequence[Action] = ()) -> None:
+        """What the empty conversation says under the welcome line, with action buttons."""
+        self._empty.set_hint(hint, actions)
+
+    @property
+    def empty_state(self) -> EmptyState:
+        """The empty conversation's welcome, hint and buttons."""
+        return self._empty
 
     def set_busy(self, busy: bool) -> None:
         """Hold back Edit and Regenerate (and close open editors) while ``busy``."""

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import events as ev
+from app.core.demo import DEMO_NAME, is_demo
 from app.core.errors import HerdError, one_line
 from app.core.hub import library
 from app.core.paths import AppPaths
@@ -97,7 +98,6 @@ class ModelBar(QFrame):
         )
         self.plan_button.clicked.connect(self.plan_requested)
         self.plan_button.setEnabled(False)
-        row.addWidget(self.plan_button)
         self.load_button = QToolButton(self)
         self.load_button.setText("Load…")
         self.load_button.setToolTip(
@@ -116,6 +116,13 @@ class ModelBar(QFrame):
         self.unload_button.setToolTip("Free the model's memory")
         self.unload_button.clicked.connect(self.unload_requested)
         row.addWidget(self.unload_button)
+        row.addWidget(self.plan_button)  # Load, Unload, then Offload & Context
+        self.models_button = QPushButton("Models…", self)
+        self.models_button.setToolTip(
+            "The Model Manager: find and download Llama 4, and the models on this computer"
+        )
+        self.models_button.clicked.connect(self.manager_requested)
+        row.addWidget(self.models_button)
         self.show_none()
 
     def show_none(self, details: str = "Load a .gguf model file to start chatting.") -> None:
@@ -125,20 +132,25 @@ class ModelBar(QFrame):
     def show_loading(self, path: Path) -> None:
         """A load has started."""
         self._set(path.name, "Loading…", loading=True, loaded=False)
-        self.progress.setValue(0)
+        self.progress.setRange(0, 0)  # moving, not an empty box, until llama.cpp says how far
 
     def show_progress(self, fraction: float, message: str) -> None:
         """Loading goes on."""
+        if fraction > 0 and self.progress.maximum() == 0:
+            self.progress.setRange(0, 1000)
         self.progress.setValue(int(fraction * 1000))
         self.details_label.setText(f"{message or 'Loading'}… {fraction:.0%}")
 
     def show_model(self, facts: ev.ModelFacts) -> None:
-        """A model is loaded."""
+        """A model is loaded (the demo is named as the small stand-in it is)."""
         name = facts.name or Path(facts.path).stem
         context = f"context {facts.n_ctx:,}"
         if facts.n_ctx_train:
             context = f"context {facts.n_ctx:,} of {facts.n_ctx_train:,}"
         parts = [Path(facts.path).name, facts.description, context, _size(facts.size_bytes)]
+        if is_demo(facts.path):
+            name = f"Demo model: {DEMO_NAME}"
+            parts = ["a tiny model to try Herd with, not Llama 4", context]
         details = "  ·  ".join(p for p in parts if p)
         self._set(name, details, loading=False, loaded=True)
         self.details_label.setToolTip(facts.path)

@@ -7,6 +7,7 @@ the status bar show, and it owns the "Offload & Context" dialog.
 from __future__ import annotations
 
 import dataclasses
+import html
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,9 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow
 
 from app.core import events as ev
+from app.core.demo import DEMO_NAME, is_demo
 from app.core.errors import HerdError
+from app.core.first_run import outlook
 from app.core.gguf.info import read_gguf
 from app.core.hardware.probe import probe_hardware
 from app.core.load import LoadRequest, Planned, summary
@@ -28,6 +31,7 @@ from app.ui.chat.chat_view import ChatView
 from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.models.model_bar import ModelBar
+from app.ui.models.welcome import demo_hint
 from app.ui.offload.offload_panel import OffloadDialog
 
 logger = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class ModelController(QObject):
     settings_changed = Signal(object)  # Settings: a plan or template choice changed them
     model_ready = Signal(object)  # ModelFacts
     model_gone = Signal()
+    get_model_requested = Signal(str)  # open the Model Manager on a repository ("": catalog)
 
     def __init__(
         self,
@@ -105,6 +110,7 @@ class ModelController(QObject):
         self._bar.show_plan("")
         self._composer.set_ready(False, loading=True)
         self._status.setText(f"Loading {self.path.name}…")
+        self._view.set_empty_hint(f"Loading {html.escape(self.path.name)}…")
         request = LoadRequest(self.path, self.wishes.get(self.path), base=self._settings().load)
         self._bridge.load(request)
 
@@ -230,13 +236,19 @@ class ModelController(QObject):
             panel = self._composer.image_panel
             panel.set_enabled_reason(facts.vision, "" if facts.vision else reason)
         name = facts.name or Path(facts.path).stem
+        if is_demo(facts.path):
+            name = f"The demo model ({DEMO_NAME})"
         self._window.setWindowTitle(f"{name} – Herd")
         self._status.setText(f"{name} loaded in {facts.load_seconds:.1f} s")
         if facts.engine_note:  # the self-check just turned a fast path off: say so, once
             self._window.statusBar().showMessage(facts.engine_note, 60_000)
         else:
             self._window.statusBar().clearMessage()  # e.g. "Checking how llama.cpp runs…"
-        self._view.set_empty_hint("Type a message below to start.")
+        if is_demo(facts.path):  # the first run: say so, and what to get instead
+            hardware = self.planned.hardware if self.planned else probe_hardware()
+            self._view.set_empty_hint(*demo_hint(outlook(hardware), self.get_model_requested.emit))
+        else:
+            self._view.set_empty_hint("Type a message below to start.")
         self.settings_changed.emit(dataclasses.replace(self._settings(), last_model=facts.path))
         self.model_ready.emit(facts)
 

@@ -189,6 +189,15 @@ class ModelManagerDialog(QDialog):
             item.setToolTip(c.repo_id)
             self.repo_list.addItem(item)
 
+    def show_repo(self, repo_id: str) -> None:
+        """Select a curated repository: its quants are listed, the recommended one selected."""
+        self.tabs.setCurrentIndex(0)
+        for row in range(self.repo_list.count()):
+            item = self.repo_list.item(row)
+            if item.data(REPO_ROLE) == repo_id:
+                self.repo_list.setCurrentItem(item)
+                return
+
     @Slot()
     def _on_search_requested(self) -> None:
         query = self.search_edit.text().strip()
