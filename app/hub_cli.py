@@ -1,4 +1,4 @@
-"""``herd pull REPO [--quant Q]`` and ``herd models``: the Hub without the window.
+"""``herd pull REPO [--quant Q]`` and ``herd models``: the Hub and the library, no window.
 
 ``pull`` prints progress on stderr and the path to load on stdout, so
 ``herd chat "$(herd pull REPO)"`` works. Ctrl+C pauses: the same command resumes. Every
@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from app.core.errors import HerdError
 from app.core.hub import library
@@ -52,8 +53,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="with --list: the planner's verdicts, from each quant's GGUF headers (a few MB each)",
     )
     pull.add_argument("--offline", action="store_true", help="use only the local cache")
-    models = sub.add_parser("models", help="list the models on this machine")
+    models = sub.add_parser(
+        "models",
+        help="list the models on this machine (Hugging Face cache, LM Studio, Ollama, "
+        "your folders)",
+    )
     models.add_argument("--json", action="store_true", help="print JSON for scripts")
+    models.add_argument(
+        "--add-folder",
+        metavar="DIR",
+        help="also look for .gguf models in DIR and below it (nothing is copied)",
+    )
+    models.add_argument("--remove-folder", metavar="DIR", help="stop looking in DIR")
+    models.add_argument(
+        "--folders", action="store_true", help="list the folders Herd looks in, and exit"
+    )
 
 
 def _err(text: str) -> None:
@@ -72,8 +86,23 @@ def _out(text: str) -> None:
 
 
 def run_models(args: argparse.Namespace, paths: AppPaths) -> int:
-    """``herd models``: the local models, most recently used first."""
-    models = library.list_models(paths)
+    """``herd models``: the local models, most recently used first; or change the folders."""
+    try:
+        if args.add_folder:
+            folder = library.add_folder(paths, Path(args.add_folder))
+            _err(f"herd: Herd now also looks in {folder}")
+        if args.remove_folder:
+            if not library.remove_folder(paths, Path(args.remove_folder)):
+                return _fail(f"{args.remove_folder} is not one of your folders (see --folders).")
+            _err(f"herd: Herd no longer looks in {args.remove_folder}")
+    except HerdError as exc:
+        return _fail(exc.one_line())
+    if args.folders:
+        return _print_folders(paths, as_json=args.json)
+    found = library.scan(paths)
+    for skipped in found.skipped:
+        _err(f"herd: skipped {skipped}")
+    models = found.models
     if args.json:
         rows = [
             {
@@ -85,17 +114,35 @@ def run_models(args: argparse.Namespace, paths: AppPaths) -> int:
                 "path": str(m.path),
                 "projector": str(m.projector) if m.projector else None,
                 "last_used": m.last_used,
+                "origin": m.origin.value,
+                "where": m.where,
             }
             for m in models
         ]
         _out(json.dumps(rows, indent=2))
         return EXIT_OK
     if not models:
-        _err("No models yet. Download one with: herd pull REPO --quant Q4_K_M")
+        _err(
+            "No models yet. Download one with: herd pull REPO --quant Q4_K_M\n"
+            "or look in a folder of yours with: herd models --add-folder DIR"
+        )
         return EXIT_OK
     for m in models:
         parts = f" ({m.n_parts} parts)" if m.n_parts > 1 else ""
-        _out(f"{m.name:<52} {m.quant:<10} {size_text(m.size):>10}{parts}  {m.source}\n    {m.path}")
+        _out(f"{m.name:<52} {m.quant:<10} {size_text(m.size):>10}{parts}  {m.where}\n    {m.path}")
+    return EXIT_OK
+
+
+def _print_folders(paths: AppPaths, *, as_json: bool) -> int:
+    rows = [
+        {"origin": o.value, "where": o.label, "path": str(f), "exists": f.is_dir()}
+        for o, f in library.sources(paths)
+    ]
+    if as_json:
+        _out(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            _out(f"{row['where']:<20} {row['path']}{'' if row['exists'] else '  (not there)'}")
     return EXIT_OK
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from huggingface_hub.file_download import repo_folder_name
+
+from app.core.hub.client import RemoteFile
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,17 @@ def find_cached(cache: Path, repo_id: str, filename: str, revision: str = "main"
         return None
     path = snapshot_path(cache, repo_id, commit, filename)
     return path if path.is_file() else None
+
+
+def find_complete(
+    cache: Path, repo_id: str, remote: RemoteFile, revisions: Sequence[str]
+) -> Path | None:
+    """The cached copy of ``remote`` at the first of ``revisions`` that has it, if complete."""
+    for revision in revisions:
+        path = find_cached(cache, repo_id, remote.name, revision)
+        if path is not None:
+            return path if path.stat().st_size == remote.size else None
+    return None
 
 
 def store(

@@ -50,6 +50,7 @@ from app.core.hub.transfer import (
     Rate,
     free_space,
     lock_partial,
+    same_disk,
     size_of,
     write_all,
 )
@@ -95,7 +96,10 @@ class _Tally:
 
 
 class Downloader:
-    """Runs download jobs into ``hub_cache``, keeping partial files in ``downloads``."""
+    """Runs download jobs into ``hub_cache``, keeping partial files in ``downloads``.
+
+    ``also_in``: caches only read (Herd's old folder); a request complete in one is done.
+    """
 
     def __init__(
         self,
@@ -109,10 +113,12 @@ class Downloader:
         chunk: int | None = CHUNK,
         progress_every_s: float = PROGRESS_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
+        also_in: tuple[Path, ...] = (),
     ) -> None:
         self.client = client
         self.downloads = downloads
         self.cache = hub_cache_dir
+        self.also_in = also_in
         self._free_space = free_space_fn
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -180,7 +186,8 @@ class Downloader:
 
     def _run(self, request: DownloadRequest, control: CancelToken) -> Iterator[DownloadEvent]:
         self.downloads.mkdir(parents=True, exist_ok=True)
-        todo = [f for f in request.files if self._cached(request, f) is None]
+        source = self._source(request)
+        todo = [f for f in request.files if self._cached(request, f, source) is None]
         self.check_space(request, todo)
         tally = _Tally(request, sum(f.size for f in request.files))
         tally.done = sum(f.size for f in request.files if f not in todo)
@@ -194,7 +201,7 @@ class Downloader:
                     return
                 paths[f.name] = fetched
             else:
-                cached = self._cached(request, f)
+                cached = self._cached(request, f, source)
                 assert cached is not None  # it is not in ``todo``
                 paths[f.name] = cached
         model = paths[request.model_file]
@@ -215,13 +222,17 @@ class Downloader:
         Raises:
             DiskSpaceError: naming the shortfall.
         """
-        needed = self.missing_bytes(request, todo)
-        free = self._free_space(self.downloads)
+        self._require(request, self.missing_bytes(request, todo), self.downloads)
+        if not same_disk(self.downloads, self.cache):  # each finished file moves there
+            self._require(request, sum(f.size for f in todo), self.cache)
+
+    def _require(self, request: DownloadRequest, needed: int, folder: Path) -> None:
+        free = self._free_space(folder)
         if needed > free:
             short = needed - free
             raise DiskSpaceError(
                 f"Not enough disk space for {request.title}: it needs {fmt_size(needed)} more, "
-                f"{fmt_size(free)} is free on {self.downloads}.",
+                f"{fmt_size(free)} is free on {folder}.",
                 f"Free {fmt_size(short)} or more, or choose a smaller quant.",
                 shortfall=short,
             )
@@ -230,13 +241,21 @@ class Downloader:
         """Bytes of ``todo`` (files not in the cache) that are not in a partial file yet."""
         return sum(max(f.size - size_of(partial_path(self.downloads, request, f)), 0) for f in todo)
 
-    def _cached(self, request: DownloadRequest, f: RemoteFile) -> Path | None:
-        path = hub_cache.find_cached(self.cache, request.repo_id, f.name, request.revision)
-        if path is None and request.commit:
-            path = hub_cache.find_cached(self.cache, request.repo_id, f.name, request.commit)
-        if path is not None and path.stat().st_size == f.size:
-            return path
-        return None
+    def _cached(
+        self, request: DownloadRequest, f: RemoteFile, cache: Path | None = None
+    ) -> Path | None:
+        revisions = (request.revision, request.commit) if request.commit else (request.revision,)
+        return hub_cache.find_complete(cache or self.cache, request.repo_id, f, revisions)
+
+    def _source(self, request: DownloadRequest) -> Path:
+        """The cache to take ``request`` from: one of ``also_in`` if all of it is there."""
+        if all(self._cached(request, f) for f in request.files):
+            return self.cache
+        for cache in self.also_in:  # all or none, so the parts of a split model stay together
+            if all(self._cached(request, f, cache) for f in request.files):
+                logger.info("%s is complete in %s: not downloaded again", request.key, cache)
+                return cache
+        return self.cache
 
     def _fetch(
         self,

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.core.hardware.probe import Hardware
-from app.core.hub.catalog import QuantOption, RepoQuants, repo_quants
+from app.core.hub.catalog import (
+    QuantOption,
+    RepoQuants,
+    cached_listing,
+    group_quants,
+    repo_quants,
+)
 from app.core.hub.client import HubClient, HubConfig
 from app.core.hub.download import Downloader, FreeSpace, free_space
+from app.core.hub.errors import HubOfflineError
 from app.core.hub.jobs import DownloadQueue
 from app.core.hub.remote_plan import plan_quant
 from app.core.hub.token import TokenStore
@@ -51,21 +59,36 @@ class HubService:
         return HubClient(self.config())
 
     def downloader(self) -> Downloader:
-        """A downloader into Herd's cache, with partial files in ``paths.downloads``."""
+        """A downloader into the Hugging Face cache, with partial files in ``paths.downloads``.
+
+        A quant already complete in Herd's old download folder is not downloaded again.
+        """
         return Downloader(
             self.client(),
             self.paths.downloads,
             self.paths.hub_cache,
             free_space_fn=self.free_space_fn,
+            also_in=self._old_caches(),
         )
+
+    def _old_caches(self) -> tuple[Path, ...]:
+        old = self.paths.legacy_hub_cache
+        same = os.path.realpath(old) == os.path.realpath(self.paths.hub_cache)
+        return () if same or not old.is_dir() else (old,)
 
     def queue(self) -> DownloadQueue:
         """The saved download queue."""
         return DownloadQueue.load(self.paths.downloads)
 
     def quants(self, repo_id: str) -> RepoQuants:
-        """A repository's quants (from the cache when offline)."""
-        return repo_quants(self.client(), self.paths.hub_cache, repo_id)
+        """A repository's quants (offline: from the cache, else from Herd's old folder)."""
+        try:
+            return repo_quants(self.client(), self.paths.hub_cache, repo_id)
+        except HubOfflineError:
+            for old in self._old_caches():
+                if (listing := cached_listing(old, repo_id)) is not None:
+                    return group_quants(listing, from_cache=True)
+            raise
 
     def plan(
         self, quants: RepoQuants, option: QuantOption, hardware: Hardware
@@ -75,7 +98,7 @@ class HubService:
 
     @property
     def cache(self) -> Path:
-        """The Hugging Face cache Herd writes."""
+        """The Hugging Face cache Herd writes (``HF_HUB_CACHE``, ``HF_HOME``, or the default)."""
         return self.paths.hub_cache
 
 

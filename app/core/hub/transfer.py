@@ -28,12 +28,23 @@ FreeSpace = Callable[[Path], int]
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # a quota reads as a full disk to people
 
 
+def _existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def free_space(folder: Path) -> int:
     """Free bytes on the file system holding ``folder`` (or its nearest existing parent)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
+    return shutil.disk_usage(_existing(folder)).free
+
+
+def same_disk(a: Path, b: Path) -> bool:
+    """Whether two folders (or their nearest existing parents) are on one file system."""
+    try:
+        return os.stat(_existing(a)).st_dev == os.stat(_existing(b)).st_dev
+    except OSError:
+        return True  # cannot tell: the move itself will say if the disk is full
 
 
 class Rate:

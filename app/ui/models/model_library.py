@@ -1,4 +1,8 @@
-"""The Model Manager's Library tab: the models on disk, to load, show, delete or add."""
+"""The Model Manager's Library tab: the models on disk, to load, show, delete or add.
+
+The Source column says where each was found (the Hugging Face cache, Herd's old folder,
+LM Studio, Ollama, a folder or file the person added).
+"""
 
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ class LibraryPage(QWidget):
             ("Show in folder", self.reveal_selected),
             ("Delete…", self.delete_selected),
             ("Add a file…", self.add_file),
+            ("Add a folder…", self.add_folder),
         ):
             button = QPushButton(label)
             button.clicked.connect(slot)
@@ -71,7 +76,7 @@ class LibraryPage(QWidget):
                 if m.last_used
                 else "never"
             )
-            cells = [m.name + parts, m.quant, size_text(m.size), m.source, used]
+            cells = [m.name + parts, m.quant, size_text(m.size), m.where, used]
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, make_item(text, row if col == 0 else None))
         total = sum(m.size for m in self._models)
@@ -104,11 +109,21 @@ class LibraryPage(QWidget):
 
     @Slot()
     def delete_selected(self) -> None:
-        """After asking, delete the selected model (a file added by hand is only forgotten)."""
+        """After asking, delete the selected download (a file added by hand is only forgotten).
+
+        A model of LM Studio's, Ollama's or in a folder of the person's is never deleted:
+        the status line says how to remove it there.
+        """
         model = self.selected_model()
         if model is None:
             return
-        what = "forgotten (the file stays)" if model.repo_id is None else "deleted from disk"
+        if not model.origin.deletable and model.origin is not library.Origin.ADDED:
+            try:
+                library.delete(self.paths, model)
+            except HerdError as exc:
+                self.message.emit(exc.one_line())
+            return
+        what = "deleted from disk" if model.origin.deletable else "forgotten (the file stays)"
         if not self._confirm(f"Delete {model.name}?", f"{size_text(model.size)} will be {what}."):
             return
         freed = library.delete(self.paths, model)
@@ -122,6 +137,17 @@ class LibraryPage(QWidget):
         if name:
             try:
                 library.add_file(self.paths, Path(name))
+            except HerdError as exc:
+                self.message.emit(exc.one_line())
+            self.refresh()
+
+    @Slot()
+    def add_folder(self) -> None:
+        """Ask for a folder of GGUF files; the library looks in it (and below) from now on."""
+        name = QFileDialog.getExistingDirectory(self, "Add a folder of models")
+        if name:
+            try:
+                library.add_folder(self.paths, Path(name))
             except HerdError as exc:
                 self.message.emit(exc.one_line())
             self.refresh()
