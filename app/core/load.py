@@ -129,7 +129,7 @@ def load_model(
     if not planned.plan.fits:
         yield refusal(planned.plan)
         return
-    projector = request.wishes.projector or None
+    projector = request.wishes.projector or paired_projector(info.path)
     for event in client.load(info, planned.settings, cancel, projector=projector):
         if isinstance(event, ev.Loaded):
             notes = compare(planned.plan, event.facts)
@@ -219,3 +219,20 @@ def settings_json(planned: Planned) -> dict[str, Any]:
         "cpu_expert_layers": list(plan.cpu_expert_layers),
         "model": plan.model,
     }
+
+
+def paired_projector(path: Path) -> Path | None:
+    """The vision projector the model's own store pairs with it, when no file sits beside it.
+
+    Ollama keeps weights and projector as hash-named blobs that its manifests pair up; a
+    model loaded from there gets its projector from the manifest (the person's own choice
+    of projector still comes first).
+    """
+    if path.parent.name != "blobs":
+        return None
+    from app.core.hub.ollama_store import scan_ollama
+
+    for model in scan_ollama(path.parent.parent).models:
+        if model.path == path and model.projector is not None:
+            return model.projector
+    return None

@@ -202,3 +202,16 @@ def test_the_same_file_is_listed_once(paths, tmp_path):
     assert added.origin is Origin.FOLDER  # found in the folder first
     library.add_folder(paths, mine / "scout")
     assert len(library.list_models(paths)) == 1
+
+
+def test_an_ollama_model_loads_with_the_projector_its_manifest_pairs(
+    tmp_path: Path, tiny_scout: Path
+) -> None:
+    """The load job takes the projector from Ollama's manifest (no mmproj file beside it)."""
+    from app.core.load import paired_projector
+
+    store = build_ollama(tmp_path / "models", tiny_scout)
+    weights, projector = store.blobs["scout-weights"], store.blobs["scout-projector"]
+    assert paired_projector(weights) == projector
+    assert paired_projector(store.blobs["hf-weights"]) is None  # its manifest has none
+    assert paired_projector(tiny_scout) is None  # not in a store: the mmproj beside it rules
