@@ -33,7 +33,7 @@ def _tiny_llama4(cache_dir: Path, label: str, **params: object) -> Path:
     from tests.fixtures.tiny_llama4 import make_tiny_llama4
 
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
-    for source in ("tiny_llama4.py", "llama4_chat_template.jinja"):
+    for source in ("tiny_llama4.py", "llama4_official_template.jinja"):
         digest.update((FIXTURES_DIR / source).read_bytes())
     path = cache_dir / f"tiny-llama4-{label}-{digest.hexdigest()[:16]}.gguf"
     if path.exists():

@@ -151,11 +151,13 @@ def test_tool_call_ends_with_eom_and_result_uses_ipython() -> None:
             ChatMessage("tool", '{"temp_c": 14}'),
         ]
     )
+    # The reply keeps the <|eom|> the model ended it with; the result is written as a JSON
+    # string, as the official template does.
     assert text == (
         "<|begin_of_text|>"
         "<|header_start|>user<|header_end|>\n\nWeather in SF?<|eot|>"
         '<|header_start|>assistant<|header_end|>\n\n[get_weather(city="SF")]<|eom|>'
-        '<|header_start|>ipython<|header_end|>\n\n{"temp_c": 14}<|eot|>'
+        '<|header_start|>ipython<|header_end|>\n\n"{\\"temp_c\\": 14}"<|eot|>'
         "<|header_start|>assistant<|header_end|>\n\n"
     )
 

@@ -18,11 +18,8 @@ from app.core.chat import template_probe
 from app.core.chat.formats import choose_format
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.prompt_format import PromptFormatKind
-from app.core.chat.template_check import (
-    check_model_template,
-    compare_with_llama4,
-    render_chat_template,
-)
+from app.core.chat.template_check import check_model_template, render_chat_template
+from app.core.chat.template_compare import compare_with_llama4
 from app.core.chat.template_probe import ProbeVerdict
 from app.core.chat.template_sandbox import compile_template
 from app.core.errors import TemplateError
@@ -34,7 +31,7 @@ try:
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "llama4_chat_template.jinja"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "llama4_official_template.jinja"
 
 NESTED_LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
 HUGE_CONSTANT = "{{ 'x' * 10**10 }}"  # folded by stock Jinja while compiling: 10 GB
@@ -171,7 +168,9 @@ def test_regex_filters_are_left_out() -> None:
         render_chat_template("{{ lipsum(10**6) }}", USER)
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="tests/fixtures/llama4_chat_template.jinja absent")
+@pytest.mark.skipif(
+    not FIXTURE.exists(), reason="tests/fixtures/llama4_official_template.jinja absent"
+)
 def test_official_template_check_is_cheap_and_cached() -> None:
     template = FIXTURE.read_text(encoding="utf-8") + "{# cheap #}"
     start = time.monotonic()

@@ -15,56 +15,21 @@ from app.core.chat.prompt_format import PromptFormatKind
 from app.core.chat.template_check import (
     PROBE_MESSAGES,
     check_model_template,
-    compare_with_llama4,
     render_chat_template,
     render_chat_template_segments,
 )
+from app.core.chat.template_compare import compare_with_llama4
 from app.core.chat.template_probe import ProbeVerdict
 from app.core.errors import TemplateError
 from app.core.gguf.info import GGUFInfo
 from app.core.settings import TemplateChoice
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "llama4_chat_template.jinja"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "llama4_official_template.jinja"
 
 BOS = "<|begin_of_text|>"
 
-# Written for these tests with the semantics of the official Llama 4 Instruct template:
-# BOS from the tokenizer, the system prompt trimmed (first text part if it is a list), every
-# other message verbatim, image parts as <|image|> in list order, tool results under the
-# ipython header (JSON-encoded, as the official template does even for plain strings).
-OFFICIAL_LIKE = r"""{{- bos_token }}
-{%- if messages and messages[0]['role'] == 'system' %}
-    {%- if messages[0]['content'] is string %}
-        {%- set system_text = messages[0]['content'] | trim %}
-    {%- else %}
-        {%- set system_text = messages[0]['content'][0]['text'] | trim %}
-    {%- endif %}
-    {{- '<|header_start|>system<|header_end|>\n\n' + system_text + '<|eot|>' }}
-    {%- set messages = messages[1:] %}
-{%- endif %}
-{%- for message in messages %}
-    {%- if message['role'] == 'tool' or message['role'] == 'ipython' %}
-        {{- '<|header_start|>ipython<|header_end|>\n\n' + (message['content'] | tojson) }}
-    {%- else %}
-        {{- '<|header_start|>' + message['role'] + '<|header_end|>\n\n' }}
-        {%- if message['content'] is string %}
-            {{- message['content'] }}
-        {%- else %}
-            {%- for part in message['content'] %}
-                {%- if part['type'] == 'image' %}
-                    {{- '<|image|>' }}
-                {%- elif part['type'] == 'text' %}
-                    {{- part['text'] }}
-                {%- endif %}
-            {%- endfor %}
-        {%- endif %}
-    {%- endif %}
-    {{- '<|eot|>' }}
-{%- endfor %}
-{%- if add_generation_prompt %}
-    {{- '<|header_start|>assistant<|header_end|>\n\n' }}
-{%- endif %}
-"""
+# The official Llama 4 template, exactly as transformers ships it (see the fixture's README).
+OFFICIAL = FIXTURE.read_text(encoding="utf-8")
 
 # What llama.cpp's built-in "llama4" template does: no BOS (the tokenizer adds it) and every
 # message trimmed.
@@ -93,7 +58,7 @@ USER = [ChatMessage(Role.USER, "x")]
 
 
 def test_official_template_matches() -> None:
-    result = compare_with_llama4(OFFICIAL_LIKE)
+    result = compare_with_llama4(OFFICIAL)
     assert result.matches
     assert result.first_diff is None
     assert result.warning is None
@@ -114,7 +79,7 @@ def test_probe_spelled_out() -> None:
 
 
 def test_template_without_bos_is_prefixed_not_flagged() -> None:
-    result = compare_with_llama4(OFFICIAL_LIKE, bos_token="")
+    result = compare_with_llama4(OFFICIAL, bos_token="")
     assert result.matches
     assert result.bos_added
     assert len(result.notes) == 1
@@ -123,7 +88,7 @@ def test_template_without_bos_is_prefixed_not_flagged() -> None:
 
 
 def test_double_bos_is_a_mismatch() -> None:
-    result = compare_with_llama4("{{ bos_token }}" + OFFICIAL_LIKE)
+    result = compare_with_llama4("{{ bos_token }}" + OFFICIAL)
     assert not result.matches
     # "<|" of the second BOS still equals the start of "<|header_start|>".
     assert result.first_diff == len(BOS) + 2
@@ -154,7 +119,7 @@ def test_llama_cpp_style_trimming_is_caught_at_the_right_byte() -> None:
 
 
 def test_untrimmed_system_prompt_is_caught() -> None:
-    template = OFFICIAL_LIKE.replace("messages[0]['content'] | trim", "messages[0]['content']")
+    template = OFFICIAL.replace("messages[0]['content']|trim", "messages[0]['content']")
     result = compare_with_llama4(template)
     assert not result.matches
     assert result.first_diff == len(f"{BOS}<|header_start|>system<|header_end|>\n\n")
@@ -163,7 +128,7 @@ def test_untrimmed_system_prompt_is_caught() -> None:
 
 
 def test_missing_generation_prompt_is_caught() -> None:
-    template = OFFICIAL_LIKE.replace("{%- if add_generation_prompt %}", "{%- if false %}")
+    template = OFFICIAL.replace("{%- if add_generation_prompt %}", "{%- if false %}")
     result = compare_with_llama4(template)
     assert not result.matches
     without_prompt = render_llama4(PROBE_MESSAGES, add_generation_prompt=False)
@@ -251,20 +216,17 @@ def test_trim_and_lstrip_blocks_like_hugging_face() -> None:
 
 
 def test_excerpt_escapes_invisible_characters() -> None:
-    template = OFFICIAL_LIKE.replace("{{- bos_token }}", "{{- bos_token + '\u00a0\\r' }}")
+    template = OFFICIAL.replace("{{- bos_token }}", "{{- bos_token + '\u00a0\\r' }}")
     result = compare_with_llama4(template)
     assert result.first_diff == len(BOS)
     assert result.theirs_excerpt.startswith("<|begin_of_text|>\\xa0\\r<|header_start|>")
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="tests/fixtures/llama4_chat_template.jinja absent")
-def test_fixture_template_matches_renderer() -> None:
-    result = compare_with_llama4(FIXTURE.read_text(encoding="utf-8"))
-    assert result.matches, result.warning
-
-
+@pytest.mark.skipif(
+    not FIXTURE.exists(), reason="tests/fixtures/llama4_official_template.jinja absent"
+)
 def test_check_model_template_verdicts() -> None:
-    rendered = check_model_template(OFFICIAL_LIKE, bos_token=BOS)
+    rendered = check_model_template(OFFICIAL, bos_token=BOS)
     assert rendered.verdict is ProbeVerdict.RENDERED and rendered.usable
     assert rendered.text() == render_llama4(PROBE_MESSAGES)
     refused = check_model_template("{{ raise_exception('no system messages') }}")
@@ -289,7 +251,7 @@ def test_a_usable_template_is_still_chosen() -> None:
     assert fmt.render(USER).endswith(
         "<|header_start|>user<|header_end|>\n\nx<|eot|><|header_start|>assistant<|header_end|>\n\n"
     )
-    fmt, warnings = choose_format(_info(OFFICIAL_LIKE, "llama"), bos_token="<s>")
+    fmt, warnings = choose_format(_info(OFFICIAL, "llama"), bos_token="<s>")
     assert fmt.kind is PromptFormatKind.MODEL_TEMPLATE and warnings == []
     assert fmt.render(USER).startswith("<s><|header_start|>user")
 

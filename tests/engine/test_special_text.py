@@ -24,6 +24,11 @@ from app.core.chat.llama4_format import (
     BEGIN_OF_TEXT,
     EOT,
     IMAGE,
+    IMAGE_END,
+    IMAGE_START,
+    PATCH,
+    TILE_X_SEPARATOR,
+    TILE_Y_SEPARATOR,
     join_segments,
     render_llama4,
     render_llama4_segments,
@@ -36,6 +41,7 @@ from app.core.engine.engine_config import EngineConfig
 from app.core.gguf.info import read_gguf
 from app.core.settings import LoadSettings, SamplingSettings
 from tests.engine.child import Lazy, herd_llama, run_in_child
+from tests.fixtures.tiny_llama4 import special_token_id
 
 S, U, A, T = Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.IPYTHON
 SETTINGS = LoadSettings(n_ctx=512, n_threads=1)  # one thread: see test_engine_client.py
@@ -321,7 +327,7 @@ def test_typed_image_marker_is_text_and_images_still_work(
     with_image = [ChatMessage(U, typed, images=(str(png),))]
     base = _finished(client, plain)
     done = _finished(client, with_image)
-    assert base.image_tokens == done.image_tokens == 9  # 2 x 3 tiles + overview + begin/end
+    assert base.image_tokens == done.image_tokens == 16  # Llama 4's layout of 3 x 2 tiles
     assert done.prompt_tokens == client.count_tokens(messages=with_image)
     text_only = client.count_tokens(messages=[ChatMessage(U, typed)])
     assert done.prompt_tokens == text_only + done.image_tokens  # placeholder -> image
@@ -341,34 +347,53 @@ class Chunks:
 
 def _image_chunks(
     model: Path, messages: list[ChatMessage], images: list[str], config: EngineConfig
-) -> tuple[Chunks, Chunks]:
-    """mtmd's chunks of the whole prompt, and the chat path's."""
-    from app.core.engine import llama_vision, multimodal
+) -> tuple[list[int], Chunks]:
+    """The whole prompt's ids with each tile as one ``<|patch|>``, and the chat path's chunks."""
+    from app.core.engine import image_tiles, llama_ext, multimodal, prompt_tokens
 
     projector_path = model.with_name(f"mmproj-{model.name}")
     with _llm(model, config) as llm:
-        projector = llama_vision.Projector.load(
+        projector = image_tiles.open_projector(
             str(projector_path), llm, use_gpu=False, flash_attn=False
         )
         try:
-            prepared = multimodal.prepare_images(images)
-            marker = llama_vision.media_marker()
-            text = render_llama4(messages).replace(IMAGE, marker)
-            pixels = [p.as_tuple() for p in prepared]
+            assert projector.official is not None  # a Llama 4 projector: the official layout
+            pieces = render_llama4(messages).split(IMAGE)  # one more than the images
+            assert len(pieces) == len(images) + 1
+            expected = pieces[0]
+            for path, after in zip(images, pieces[1:], strict=True):
+                with Image.open(path) as img:
+                    expected += _hf_image_text(*img.size, tile=28) + after
+            ids = prompt_tokens.prompt_ids(llm, render_llama4_segments(messages))
             with contextlib.ExitStack() as stack:
-                old = stack.enter_context(projector.tokenize(text, pixels))
-                new, _ = multimodal.segment_chunks(
-                    llm, projector, render_llama4_segments(messages), prepared, IMAGE, stack
-                )
-                return Chunks.of(old), Chunks.of(new)
+                new = multimodal.image_chunks(llm, projector, ids, images, IMAGE, stack)
+                whole = llama_ext.tokenize(llm, expected.encode(), special=True)
+                return whole, Chunks.of(new)
         finally:
             projector.close()
 
 
-def test_image_chunks_match_mtmd_whole_prompt(
+def _hf_image_text(width: int, height: int, *, tile: int) -> str:
+    """An image's text as transformers' ``Llama4Processor._prompt_split_image`` writes it
+    (with one ``<|patch|>`` per tile: the tiny projector's tiles give one embedding each)."""
+    from app.core.chat.llama4_images import best_grid
+
+    grid = best_grid(width, height, tile=tile)
+    text = IMAGE_START
+    if grid.cols * grid.rows > 1:
+        for _y in range(grid.rows):
+            for x in range(grid.cols):
+                text += PATCH
+                if x < grid.cols - 1:
+                    text += TILE_X_SEPARATOR
+            text += TILE_Y_SEPARATOR
+    return text + IMAGE + PATCH + IMAGE_END
+
+
+def test_image_chunks_follow_the_official_layout(
     tiny_vision_model: Path, png: Path, engine_config: EngineConfig
 ) -> None:
-    """The chat path's chunks hold exactly the ids mtmd gives the whole prompt."""
+    """The chat path's chunks are the official sequence: each ``<|patch|>`` an embedding."""
     jpeg = png.with_name("sky.jpg")
     Image.new("RGB", (28, 28), (60, 120, 230)).save(jpeg, quality=90)
     messages = [
@@ -377,8 +402,15 @@ def test_image_chunks_match_mtmd_whole_prompt(
         ChatMessage(A, "A barn and the sky."),
         ChatMessage(U, "Thanks!"),
     ]
-    old, new = run_in_child(
+    whole, new = run_in_child(
         _image_chunks, tiny_vision_model, messages, [str(png), str(jpeg)], engine_config
     )
-    assert new.ids == old.ids
-    assert new.images == old.images
+    patch_id = special_token_id(PATCH)
+    assert len(new.ids) == len(whole)
+    for got, want in zip(new.ids, whole, strict=True):
+        if want == patch_id:
+            assert got < 0  # an embedding's stand-in position
+        else:
+            assert got == want
+    assert len(new.images) == 7 + 1  # the PNG's 6 tiles and global view, the JPEG's tile
+    assert whole.count(patch_id) == 8

@@ -6,7 +6,8 @@ import logging
 
 from app.core.chat.llama4_format import STOP_TOKENS
 from app.core.chat.prompt_format import PromptFormat, PromptFormatKind, select_prompt_format
-from app.core.chat.template_check import check_model_template, compare_with_llama4
+from app.core.chat.template_check import check_model_template
+from app.core.chat.template_compare import compare_with_llama4
 from app.core.errors import TemplateError
 from app.core.gguf.info import GGUFInfo
 from app.core.settings import TemplateChoice

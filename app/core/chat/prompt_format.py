@@ -7,9 +7,10 @@ model gets its own embedded template, rendered in the bounded sandbox
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from app.core.chat.llama4_format import (
     BEGIN_OF_TEXT,
@@ -121,7 +122,13 @@ class PromptFormat:
         """Whether :meth:`render` can turn a conversation into a prompt."""
         return self.kind is not PromptFormatKind.COMPLETION_ONLY
 
-    def render(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> str:
+    def render(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> str:
         """Render a conversation into prompt text (:meth:`render_segments`, joined).
 
         Raises:
@@ -129,20 +136,33 @@ class PromptFormat:
                 format, or the model's template fails.
         """
         return join_segments(
-            self.render_segments(messages, add_generation_prompt=add_generation_prompt)
+            self.render_segments(messages, add_generation_prompt=add_generation_prompt, tools=tools)
         )
 
     def render_segments(
-        self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[Segment]:
         """Render a conversation as format text and message contents (see :data:`Segment`).
+
+        Args:
+            messages: The conversation.
+            add_generation_prompt: End with the assistant's header so the model answers.
+            tools: Tool definitions (JSON schemas, as for Hugging Face's
+                ``apply_chat_template``), or None. A model's own template gets them as
+                ``tools``.
 
         Raises:
             TemplateError: The model has no chat template, the conversation breaks the
                 format, or the model's template fails.
         """
         if self.kind is PromptFormatKind.LLAMA4:
-            return render_llama4_segments(messages, add_generation_prompt=add_generation_prompt)
+            return render_llama4_segments(
+                messages, add_generation_prompt=add_generation_prompt, tools=tools
+            )
         if self.kind is PromptFormatKind.MODEL_TEMPLATE and self.template is not None:
             return render_chat_template_segments(
                 self.template,
@@ -150,6 +170,7 @@ class PromptFormat:
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
+                tools=tools,
             )
         raise TemplateError(
             "This model has no chat template; use plain completion.",

@@ -183,10 +183,22 @@ class ChatSession:
             self.store.pinned_indices(conversation_id),
         )
 
-    def add_user(self, text: str, images: Sequence[str] = (), *, system: str = "") -> int:
-        """Save the person's message (a new chat is created and titled by it)."""
+    def add_user(
+        self,
+        text: str,
+        images: Sequence[str] = (),
+        *,
+        system: str = "",
+        image_offsets: Sequence[int] = (),
+    ) -> int:
+        """Save the person's message (a new chat is created and titled by it).
+
+        ``image_offsets``: where each image sits in ``text`` (see
+        :attr:`ChatMessage.image_offsets`); empty puts every image first.
+        """
+        message = ChatMessage(Role.USER, text, tuple(images), image_offsets=tuple(image_offsets))
         conversation = self._ensure_conversation(title_from(text) or "Image", system)
-        return self.store.add_message(conversation.id, ChatMessage(Role.USER, text, tuple(images)))
+        return self.store.add_message(conversation.id, message)
 
     def _ensure_conversation(self, title: str, system: str = "") -> Conversation:
         if self._conversation is None:
@@ -242,13 +254,25 @@ class ChatSession:
         text: str | None = None,
         stats: ReplyStats | None = None,
         state: MessageState = MessageState.COMPLETE,
+        *,
+        expects_tool_result: bool = False,
     ) -> None:
-        """Save the reply's final text (``None``: the streamed text) and stats."""
+        """Save the reply's final text (``None``: the streamed text) and stats.
+
+        Args:
+            text: The final text; None keeps what was streamed.
+            stats: How it was generated.
+            state: COMPLETE, or INCOMPLETE when it was cut short.
+            expects_tool_result: The model ended the reply with ``<|eom|>`` (a tool call
+                waiting for its result); the prompt renders it ending so again.
+        """
         if self._reply_id is None:
             return
         final = self._reply_text if text is None else text
         reply_id, self._reply_id = self._reply_id, None
-        self.store.finish_reply(reply_id, final, stats, state)
+        self.store.finish_reply(
+            reply_id, final, stats, state, expects_tool_result=expects_tool_result
+        )
         self._reply_text = ""
 
     def interrupt_reply(self) -> None:
@@ -277,8 +301,12 @@ class ChatSession:
         target = messages[index]
         if target.role is not Role.USER:
             raise SessionError("Only your own messages can be edited.")
+        # The images stay; those that sat at the end of the old text stay at the end.
+        end = len(target.content)
+        offsets = [len(text) if o == end else min(o, len(text)) for o in target.image_offsets]
+        edited = ChatMessage(Role.USER, text, target.images, image_offsets=tuple(offsets))
         removed = self.store.truncate_after(self._conversation.id, target.position - 1)
-        self.store.add_message(self._conversation.id, ChatMessage(Role.USER, text, target.images))
+        self.store.add_message(self._conversation.id, edited)
         return Undo(removed, "Edited a message")
 
     def undo(self, undo: Undo) -> None:

@@ -39,6 +39,7 @@ from app.core.chat.store_schema import (
     like_pattern,
     message_from_row,
     message_to_row,
+    new_message,
     prompt_pairs,
     to_json,
     to_markdown,
@@ -254,11 +255,7 @@ class ChatStore:
                 "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE conversation_id = ?",
                 (conversation_id,),
             ).fetchone()
-            stored = StoredMessage(
-                0, conversation_id, position, message.role, message.content, message.images,
-                MessageState(state), pinned, now, stats or ReplyStats(),
-                message.expects_tool_result,
-            )  # fmt: skip
+            stored = new_message(conversation_id, position, message, state, pinned, now, stats)
             cursor = conn.execute(INSERT_MESSAGE, message_to_row(stored, keep_id=False))
             conn.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -289,8 +286,12 @@ class ChatStore:
         text: str,
         stats: ReplyStats | None = None,
         state: MessageState = MessageState.COMPLETE,
+        *,
+        expects_tool_result: bool = False,
     ) -> None:
         """Save a reply's final text and stats (INCOMPLETE when the engine failed).
+
+        ``expects_tool_result``: the reply ended with ``<|eom|>`` and is rendered so again.
 
         Raises:
             ConversationNotFoundError: The reply was removed.
@@ -301,9 +302,9 @@ class ChatStore:
         with self._write() as conn:
             changed = conn.execute(
                 "UPDATE messages SET content = ?, state = ?, tok_s = ?, prompt_tokens = ?, "
-                "generated_tokens = ? WHERE id = ?",
+                "generated_tokens = ?, expects_tool_result = ? WHERE id = ?",
                 (text, MessageState(state).value, stats.tok_s, stats.prompt_tokens,
-                 stats.generated_tokens, message_id),
+                 stats.generated_tokens, int(expects_tool_result), message_id),
             ).rowcount  # fmt: skip
             conn.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = "
@@ -319,11 +320,7 @@ class ChatStore:
             raise ConversationNotFoundError("That message no longer exists.")
 
     def mark_interrupted(self) -> int:
-        """Mark every STREAMING reply INCOMPLETE (run on open: its writer died).
-
-        Returns:
-            How many replies were marked.
-        """
+        """Mark every STREAMING reply INCOMPLETE (run on open: its writer died); how many."""
         return self._execute("UPDATE messages SET state = 'incomplete' WHERE state = 'streaming'")
 
     def truncate_after(self, conversation_id: int, position: int) -> Removed:

@@ -25,6 +25,7 @@ from app.core.chat.store_schema import (
     StoreVersionError,
     conversation_from_row,
     message_from_row,
+    select_list,
 )
 
 __all__ = [
@@ -346,7 +347,8 @@ def _readable_rows(
             raise
         return [], set()  # the schema itself is unreadable: no table can be found
     last = _last_id(source, table)
-    sql = f"SELECT {', '.join(_columns(fresh, table))} FROM {table} WHERE id >= ? ORDER BY id"
+    columns = select_list(source, table, _columns(fresh, table))
+    sql = f"SELECT {columns} FROM {table} WHERE id >= ? ORDER BY id"
     rows: list[tuple[Any, ...]] = []
     lost: set[int] = set()
     next_id, run = 1, 0

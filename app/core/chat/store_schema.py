@@ -2,12 +2,14 @@
 
 The schema version lives in ``PRAGMA user_version``. :data:`MIGRATIONS` is an ordered list:
 migration ``n`` (1-based) takes a database from version ``n - 1`` to ``n``;
-:func:`app.core.chat.store_file.open_database` runs the missing ones.
+:func:`app.core.chat.store_file.open_database` runs the missing ones. Version 2 added where
+images sit in a message's text and an assistant message's tool calls.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -15,6 +17,7 @@ from typing import Any
 
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.messages import ChatMessage, Role
+from app.core.chat.tools import ToolCall
 from app.core.errors import HerdError
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "StoreError",
     "StoreVersionError",
     "StoredMessage",
+    "new_message",
     "to_json",
     "to_markdown",
 ]
@@ -106,10 +110,33 @@ class StoredMessage:
     created_at: float = 0.0
     stats: ReplyStats = field(default_factory=ReplyStats)
     expects_tool_result: bool = False
+    image_offsets: tuple[int, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def to_chat_message(self) -> ChatMessage:
         """The message as the prompt formats see it."""
-        return ChatMessage(self.role, self.content, self.images, self.expects_tool_result)
+        return ChatMessage(
+            self.role, self.content, self.images, self.expects_tool_result,
+            self.tool_calls, self.image_offsets,
+        )  # fmt: skip
+
+
+def new_message(
+    conversation_id: int,
+    position: int,
+    message: ChatMessage,
+    state: MessageState,
+    pinned: bool,
+    created_at: float,
+    stats: ReplyStats | None = None,
+) -> StoredMessage:
+    """A message about to be saved (its id is chosen when it is inserted)."""
+    m = message
+    return StoredMessage(
+        0, conversation_id, position, m.role, m.content, m.images, MessageState(state),
+        pinned, created_at, stats or ReplyStats(), m.expects_tool_result, m.image_offsets,
+        m.tool_calls,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +164,29 @@ def policy_or_default(value: str) -> OverflowPolicy:
 
 MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, images, state, pinned, created_at, "
-    "tok_s, prompt_tokens, generated_tokens, expects_tool_result"
+    "tok_s, prompt_tokens, generated_tokens, expects_tool_result, image_offsets, tool_calls"
 )
-INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+ADDED_COLUMNS = {"image_offsets": "'[]'", "tool_calls": "'[]'"}
+"""Message columns added after version 1, with their defaults (for reading older files)."""
+
+
+def select_list(conn: sqlite3.Connection, table: str, columns: Sequence[str]) -> str:
+    """``columns`` to SELECT from ``table`` of ``conn``, which may have an older schema.
+
+    A column added since (:data:`ADDED_COLUMNS`) that the table lacks is read as its
+    default, so a damaged file from an older Herd can still be recovered.
+    """
+    try:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    except sqlite3.DatabaseError:
+        present = set()  # unreadable: reading the rows will say why
+    return ", ".join(
+        f"{ADDED_COLUMNS[name]} AS {name}"
+        if present and name not in present and name in ADDED_COLUMNS
+        else name
+        for name in columns
+    )
 
 
 def message_from_row(row: Sequence[Any]) -> StoredMessage:
@@ -155,6 +202,8 @@ def message_from_row(row: Sequence[Any]) -> StoredMessage:
         created_at=row[8],
         stats=ReplyStats(row[9], row[10], row[11]),
         expects_tool_result=bool(row[12]),
+        image_offsets=tuple(json.loads(row[13] or "[]")),
+        tool_calls=tuple(ToolCall.from_dict(call) for call in json.loads(row[14] or "[]")),
     )
 
 
@@ -195,10 +244,15 @@ _V1 = (
     "CREATE TABLE ui_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
+_V2 = (
+    "ALTER TABLE messages ADD COLUMN image_offsets TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE messages ADD COLUMN tool_calls TEXT NOT NULL DEFAULT '[]'",
+)
+
 # AUTOINCREMENT: ids are never reused, so a purged conversation's id saved in ui_state or an
 # undone message's id never points at something else.
 # Append only: never edit a released migration, add the next one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -209,6 +263,8 @@ def message_to_row(message: StoredMessage, keep_id: bool = True) -> tuple[Any, .
         m.id if keep_id else None, m.conversation_id, m.position, m.role.value, m.content,
         json.dumps(list(m.images)), m.state.value, int(m.pinned), m.created_at,
         stats.tok_s, stats.prompt_tokens, stats.generated_tokens, int(m.expects_tool_result),
+        json.dumps(list(m.image_offsets)),
+        json.dumps([call.to_dict() for call in m.tool_calls], ensure_ascii=False),
     )  # fmt: skip
 
 
@@ -220,9 +276,15 @@ def to_markdown(conversation: Conversation, messages: Sequence[StoredMessage]) -
         parts.append(f"**System prompt**\n\n{quoted}")
     for message in messages:
         block = [f"## {message.role.value.capitalize()}"]
-        block += [f"![image]({ref})" for ref in message.images]
-        if message.content:
-            block.append(message.content)
+        if message.image_offsets:  # images where they sit in the text
+            pieces = message.to_chat_message().pieces()
+            refs = [""] + [f"![image]({ref})" for ref in message.images]
+            block.append("".join(ref + piece for ref, piece in zip(refs, pieces, strict=True)))
+        else:
+            block += [f"![image]({ref})" for ref in message.images]
+            if message.content:
+                block.append(message.content)
+        block += [f"`{call.text()}`" for call in message.tool_calls]
         notes = [] if message.state is MessageState.COMPLETE else [message.state.value]
         if message.stats.tok_s is not None:
             notes.append(f"{message.stats.tok_s:.1f} tok/s")

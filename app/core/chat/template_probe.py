@@ -101,7 +101,8 @@ def probe_template(source: str, context: Mapping[str, Any]) -> ProbeResult:
         source: A GGUF's ``tokenizer.chat_template``.
         context: JSON-ready template variables (``messages``, ``bos_token`` ...).
     """
-    return _probe(source, json.dumps(dict(context), sort_keys=True))
+    # Key order is kept: tojson writes objects (tool definitions, arguments) in their order.
+    return _probe(source, json.dumps(dict(context)))
 
 
 @lru_cache(maxsize=16)
