@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.core.errors import HerdError
+from app.core.units import size_text
 
 __all__ = [
     "MAX_ENGINE_SIDE",
@@ -115,7 +116,12 @@ def _register_plugins() -> None:
 
 
 def _size_text(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KiB"
+    return size_text(n)
+
+
+def _over(n: int, limit: int) -> str:
+    """``n``, said so that it reads as more than ``limit`` even when both round alike."""
+    return size_text(n) if size_text(n) != size_text(limit) else f"{n:,} bytes"
 
 
 def _brand(path: Path) -> bytes:
@@ -174,7 +180,7 @@ def _check_file(path: Path) -> int:
         raise ImageError(
             ImageProblem.FILE_TOO_LARGE,
             path,
-            f"{name} is {_size_text(stat.st_size)}; Herd accepts images up to "
+            f"{name} is {_over(stat.st_size, MAX_FILE_BYTES)}; Herd accepts images up to "
             f"{_size_text(MAX_FILE_BYTES)}.",
             "Save it smaller (a lower resolution or JPEG quality) and attach that.",
         )

@@ -114,7 +114,7 @@ def test_file_over_the_size_limit(tmp_path: Path, photo: Path) -> None:
         f.truncate(vision.MAX_FILE_BYTES + 1)  # sparse: no disk space used
     err = _problem(huge)
     assert err.problem is ImageProblem.FILE_TOO_LARGE
-    assert "50.0 MiB" in err.user_message
+    assert "is 52,428,801 bytes; Herd accepts images up to 50 MiB" in err.user_message
 
 
 def test_unsupported_format(tmp_path: Path) -> None:

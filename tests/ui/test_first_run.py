@@ -32,7 +32,8 @@ def test_the_demo_says_what_it_is_and_leads_to_llama_4(
         assert bar.progress.maximum() == 0 or bar.progress.value() > 0  # moving, not empty
         with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
             pass
-        assert "Demo model" in bar.name_label.text() and "not Llama 4" in bar.details_label.text()
+        details = bar.details_label.text().replace("\u00a0", " ")
+        assert "Demo model" in bar.name_label.text() and "not Llama 4" in details
         assert "tiny demo model" in empty.label.text()
         assert "Llama 4" in empty.label.text()
         assert empty.buttons and empty.buttons[-1].text() == "Browse models…"
@@ -68,3 +69,14 @@ def test_the_hint_offers_the_suggested_repository_or_says_why_not() -> None:
     assert asked == ["unsloth/Llama-4-Scout-17B-16E-Instruct-GGUF", ""]
     text, actions = demo_hint(outlook(hardware_from_spec([], 8 * gib, False)), asked.append)
     assert "needs about" in text and [a[0] for a in actions] == ["Browse models…"]
+
+
+def test_the_model_bar_wraps_between_phrases_not_inside_them() -> None:
+    from app.ui.models.model_bar import unbroken
+
+    line = unbroken("Plan: all on the CPU · 8,192 tokens of context · about 147 tok/s")
+    assert line.split("  ·  ") == [
+        "Plan:\u00a0all\u00a0on\u00a0the\u00a0CPU",
+        "8,192\u00a0tokens\u00a0of\u00a0context",
+        "about\u00a0147\u00a0tok/s",
+    ]

@@ -72,7 +72,7 @@ def test_reply_streams_into_the_view(loaded_window, qtbot) -> None:
     window = loaded_window(max_tokens=24)
     assert window.composer.button.text() == "Send"
     assert window.model_bar.name_label.text() not in ("", "No model loaded")
-    assert "context 1,024" in window.model_bar.details_label.text()
+    assert "context 1,024" in window.model_bar.details_label.text().replace("\u00a0", " ")
     batches: list[str] = []
     window.bridge.token_batch.connect(batches.append)
 

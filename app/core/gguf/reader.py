@@ -18,6 +18,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
 from app.core.errors import ModelFileError
 from app.core.gguf.types import ArraySummary, TensorInfo
+from app.core.units import size_text
 
 SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 _MAGIC = b"GGUF"
@@ -59,7 +60,7 @@ def _error(path: Path, what: str, hint: str = _REDOWNLOAD) -> ModelFileError:
 
 
 def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 10**7 else f"{n / 1e3:.1f} kB"
+    return size_text(n)
 
 
 def _truncated(path: Path, need: int, size: int, where: str = "") -> ModelFileError:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from app.core.plan.kv_estimate import KVEstimate, ModelShape
 from app.core.plan.placement import LayerCosts, Placement
 from app.core.settings import KVType
+from app.core.units import size_text
 
 if TYPE_CHECKING:
     from app.core.plan.result import DevicePlan, Plan
@@ -16,8 +17,8 @@ BAR = 40  # characters of a memory bar
 
 
 def size(n: float) -> str:
-    """Bytes as GiB (or MiB below one GiB)."""
-    return f"{n / (1 << 30):.1f} GiB" if abs(n) >= 1 << 30 else f"{n / (1 << 20):.0f} MiB"
+    """Bytes as Herd writes every size (:func:`app.core.units.size_text`)."""
+    return size_text(n)
 
 
 def layer_list(layers: tuple[int, ...] | list[int]) -> str:
@@ -100,7 +101,8 @@ def reasons(f: Facts) -> tuple[str, ...]:
         f"Micro-batches of {f.n_ubatch} tokens: {size(where.compute)} of compute buffer on "
         f"{where.name}; larger ones read long prompts faster but take more memory."
     )
-    out.append(_speed(f))
+    if f.fits:  # a plan that cannot load has no speed
+        out.append(_speed(f))
     return tuple(out)
 
 
@@ -126,9 +128,9 @@ def _context(f: Facts) -> str:
     over = size(p.ram_over)
     if f.max_ctx == 0:
         return (
-            f"Does not fit: the weights alone ({size(f.costs.total)}) need {over} more than the "
-            "free RAM and VRAM. Free memory, use a smaller quantization, or allow reading "
-            "weights from disk (very slow)."
+            f"Does not fit: the weights alone ({size(f.costs.total)}) are more than the free RAM "
+            f"and VRAM hold; with {n:,} tokens of context the plan needs {over} more. Free "
+            "memory or use a smaller quantization."
         )
     alts = "".join(f"; with a {t} KV cache up to {c:,}" for t, c in f.kv_alternatives if c)
     return (
@@ -186,7 +188,9 @@ def _placement(f: Facts) -> list[str]:
     if not cpu:
         out.append(f"The routed experts of all {len(moe)} MoE layers fit on the GPU too.")
     else:
-        pinned = " (as pinned)" if f.pinned is not None else ""
+        pinned = ""
+        if f.pinned is not None:  # the same count as the dialog's slider shows
+            pinned = " (as pinned)" if f.pinned == g else f" (you pinned {f.pinned}; only {g} fit)"
         out.append(
             f"Routed experts: {g} of {len(moe)} MoE layers on the GPU{pinned}, up to {each} "
             f"each; the experts of layers {layer_list(cpu)} stay in CPU memory "
@@ -278,7 +282,8 @@ def describe(plan: Plan) -> str:
     lines += [f"  override {rx} -> {buft}" for rx, buft in plan.tensor_overrides]
     lines.append(
         f"  batch {plan.n_batch}/{plan.n_ubatch}, mmap {'on' if plan.use_mmap else 'off'}, "
-        f"mlock off, threads {plan.n_threads}, predicted {plan.predicted_decode_tok_s:.1f} tok/s"
+        f"mlock off, threads {plan.n_threads}, "
+        + (f"predicted {plan.predicted_decode_tok_s:.1f} tok/s" if plan.fits else "no prediction")
     )
     lines.append("Memory (W weights, E experts, K KV cache, C compute, . free)")
     for d in plan.devices:

@@ -85,8 +85,18 @@ class Composer(QFrame):
         layout = QHBoxLayout()
         layout.setSpacing(10)
         outer.addLayout(layout)
+        if self.image_panel is not None:
+            attach = self.image_panel.attach_button
+            attach.setFixedSize(36, 36)
+            layout.addWidget(attach, 0, Qt.AlignmentFlag.AlignBottom)
         self.editor = PromptEdit(self)
         self.editor.setObjectName("promptEdit")
+        # a framed box that stands out from the window in light and dark palettes alike
+        self.editor.setStyleSheet(
+            "#promptEdit { background: palette(base); border: 1px solid palette(mid);"
+            " border-radius: 8px; padding: 4px 6px; }"
+            "#promptEdit:focus { border: 1px solid palette(highlight); }"
+        )
         self.editor.setTabChangesFocus(True)
         self.editor.submit_requested.connect(self._on_editor_submit_requested)
         self.editor.stop_requested.connect(self._on_editor_stop_requested)

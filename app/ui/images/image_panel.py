@@ -38,8 +38,8 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QScrollArea,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -91,18 +91,18 @@ class ImagePanel(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
-        self.attach_button = QPushButton("Attach image\u2026", self)
+        # the composer puts this button beside the message box; the panel itself shows only
+        # while images are attached (no empty strip above the box)
+        self.attach_button = QToolButton(self)
         self.attach_button.setObjectName("attachImageButton")
-        self.attach_button.setAutoDefault(False)
+        self.attach_button.setText("+")
+        self.attach_button.setAccessibleName("Attach images")
+        font = self.attach_button.font()
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.attach_button.setFont(font)
+        self.attach_button.setAutoRaise(True)
         self.attach_button.clicked.connect(self._on_attach_button_clicked)
-        button_box = QVBoxLayout()
-        # centred on the thumbnails, not on the strip (which keeps room for a scroll bar)
-        button_box.setContentsMargins(
-            0, max(0, (THUMB + 8 - self.attach_button.sizeHint().height()) // 2), 0, 0
-        )
-        button_box.addWidget(self.attach_button)
-        button_box.addStretch(1)
-        layout.addLayout(button_box)
         self.strip = QWidget(self)
         self.strip.setObjectName("imageStrip")
         self._strip_layout = QHBoxLayout(self.strip)
@@ -380,6 +380,7 @@ class ImagePanel(QFrame):
         else:
             self.attach_button.setToolTip(self._reason or "Images cannot be attached now.")
         self.scroll.setVisible(bool(self._order))
+        self.setVisible(bool(self._order))
         self._layout.setStretch(self._layout.count() - 1, 0 if self._order else 1)
         n = len(self._order)
         self.count_label.setText(f"{n} of {MAX_IMAGES}" if n else "")

@@ -23,15 +23,56 @@ from PySide6.QtWidgets import (
 from app.core import events as ev
 from app.core.demo import DEMO_NAME, is_demo
 from app.core.errors import HerdError, one_line
+from app.core.gguf.reader import split_parts
 from app.core.hub import library
 from app.core.paths import AppPaths
+from app.core.units import size_text
 
 logger = logging.getLogger(__name__)
 _MUTED = "color: palette(placeholder-text);"
 
 
-def _size(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+def on_disk(facts: ev.ModelFacts) -> str:
+    """The model's files' size, all parts, with the projector apart: ``61.4 GiB + 0.8 GiB``.
+
+    The same figure the library and the Load menu give (``+ 0.8 GiB projector``).
+    """
+    model = _file_bytes(split_parts_or_self(facts.path))
+    text = size_text(model) if model else size_text(facts.size_bytes)
+    if facts.vision and facts.projector:
+        text += f" + {size_text(_file_bytes([Path(facts.projector)]))} projector"
+    return text
+
+
+def split_parts_or_self(path: str) -> list[Path]:
+    """Every part of a split GGUF (or the one file)."""
+    try:
+        return list(split_parts(path))
+    except (HerdError, OSError):
+        return [Path(path)]
+
+
+def _file_bytes(files: list[Path]) -> int:
+    total = 0
+    for file in files:
+        try:
+            total += file.stat().st_size
+        except OSError:
+            return 0
+    return total
+
+
+UNBROKEN_MAX = 32
+
+
+def unbroken(line: str) -> str:
+    """A line of ``·``-separated phrases that wraps between short phrases, not inside one.
+
+    A phrase longer than :data:`UNBROKEN_MAX` characters may still wrap (a sentence).
+    """
+    phrases = [p.strip() for p in line.split("·")]
+    kept = [p.replace(" ", "\u00a0") if len(p) <= UNBROKEN_MAX else p for p in phrases]
+    return "  ·  ".join(p for p in kept if p)
 
 
 def library_menu_items(paths: AppPaths) -> list[tuple[str, str, str]]:
@@ -43,8 +84,7 @@ def library_menu_items(paths: AppPaths) -> list[tuple[str, str, str]]:
         return []
     items = []
     for model in models:
-        gib = model.size / 2**30
-        size = f"{gib:.1f} GiB" if gib >= 1 else f"{model.size / 2**20:.0f} MiB"
+        size = size_text(model.size)
         label = "  ·  ".join(p for p in (model.name, model.quant, size) if p)
         items.append((label, str(model.path), f"{model.path}\n{model.source}"))
     return items
@@ -147,7 +187,7 @@ class ModelBar(QFrame):
         context = f"context {facts.n_ctx:,}"
         if facts.n_ctx_train:
             context = f"context {facts.n_ctx:,} of {facts.n_ctx_train:,}"
-        parts = [Path(facts.path).name, facts.description, context, _size(facts.size_bytes)]
+        parts = [Path(facts.path).name, facts.description, context, on_disk(facts)]
         if is_demo(facts.path):
             name = f"Demo model: {DEMO_NAME}"
             parts = ["a tiny model to try Herd with, not Llama 4", context]
@@ -158,7 +198,7 @@ class ModelBar(QFrame):
     def show_plan(self, line: str, notes: tuple[str, ...] = ()) -> None:
         """The plan in use ("" hides it); ``notes``: where the load differs from it."""
         self.plan_label.setVisible(bool(line))
-        text = line
+        text = unbroken(line)
         if notes:
             text += "  ·  differs from the plan: " + "; ".join(notes)
         self.plan_label.setText(text)
@@ -173,7 +213,7 @@ class ModelBar(QFrame):
 
     def _set(self, name: str, details: str, *, loading: bool, loaded: bool) -> None:
         self.name_label.setText(name)
-        self.details_label.setText(details)
+        self.details_label.setText(unbroken(details))
         self.details_label.setStyleSheet(_MUTED)
         self.details_label.setToolTip("")
         self.progress.setVisible(loading)
