@@ -144,18 +144,21 @@ class EngineClient(EngineProcess):
         cancel: CancelToken | None = None,
         *,
         on_token: OnToken | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> Iterator[ev.EngineEvent]:
         """Generate the assistant's reply: Token events, then Finished or Failed.
 
         Messages' ``images`` (``sha256:`` refs or file paths) go to the vision projector;
         without one, a conversation with images fails with a message saying so.
 
-        ``on_token``, when given, receives the Token events instead, as they arrive, on
+        ``tools`` are tool definitions (JSON schemas) the format offers the model, in the
+        official template's place (the first user turn). ``on_token``, when given,
+        receives the Token events instead, as they arrive, on
         the thread that reads the engine (it must be quick and thread-safe, e.g. emit a
         queued Qt signal); they then are not yielded.
         """
         try:
-            segments = self._format().render_segments(messages)
+            segments = self._format().render_segments(messages, tools=tools)
             images = self._image_paths(messages, require_vision=True)
         except HerdError as exc:
             yield ev.Failed(exc.user_message, exc.hint)
