@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.core import events as ev
+from app.core.chat.llama4_format import EOM
 from app.core.chat.messages import ChatMessage, Role
 from app.core.engine.client import EngineClient
 from app.core.errors import HerdError
@@ -180,10 +181,10 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
                 text = args.prompt
             history.append(ChatMessage(Role.USER, text, images=images))
             images = ()  # the images go with the first message only
-            code, reply = _stream_reply(engine, history, sampling, stats=args.stats)
-            if code != EXIT_OK:
+            code, finished = _stream_reply(engine, history, sampling, stats=args.stats)
+            if finished is None:
                 return code
-            history.append(ChatMessage(Role.ASSISTANT, reply))
+            history.append(_reply_message(finished))
             if not interactive:
                 return EXIT_OK
 
@@ -223,13 +224,21 @@ def _projector_for(args: argparse.Namespace, info_: GGUFInfo) -> Path:
     return found
 
 
+def _reply_message(finished: ev.Finished) -> ChatMessage:
+    """The reply as the history keeps it: one that ended ``<|eom|>`` is rendered so again."""
+    return ChatMessage(
+        Role.ASSISTANT, finished.text, expects_tool_result=finished.stop_token == EOM
+    )
+
+
 def _stream_reply(
     engine: EngineClient,
     history: Sequence[ChatMessage],
     sampling: SamplingSettings,
     *,
     stats: bool,
-) -> tuple[int, str]:
+) -> tuple[int, ev.Finished | None]:
+    """Print the reply as it streams; returns the exit code and the Finished (None: failed)."""
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     try:
@@ -247,15 +256,15 @@ def _stream_reply(
                         f"stopped: {event.stop_reason.value}]",
                         file=sys.stderr,
                     )
-                return EXIT_OK, event.text
+                return EXIT_OK, event
             elif isinstance(event, ev.Notice):
                 print(f"\nherd: note: {event.message}", file=sys.stderr)
             elif isinstance(event, ev.Failed | ev.EngineCrashed):
                 sys.stdout.write("\n")
-                return fail(_event_line(event)), ""
+                return fail(_event_line(event)), None
     finally:
         signal.signal(signal.SIGINT, previous)
-    return fail("the engine ended the reply without a result"), ""
+    return fail("the engine ended the reply without a result"), None
 
 
 def _event_line(event: ev.Failed | ev.EngineCrashed) -> str:

@@ -85,6 +85,9 @@ class Finished:
     time_to_first_token_s: float = 0.0
     text: str = ""
     image_tokens: int = 0  # of prompt_tokens, how many the prompt's images filled
+    # the text of the end or stop token that ended the reply ("<|eot|>", "<|eom|>"); ""
+    # when it ended otherwise (length, Stop, a full context)
+    stop_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)

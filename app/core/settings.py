@@ -13,15 +13,17 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from app.core.errors import HerdError
+from app.core.settings_json import coerce, default_of, from_jsonable, to_jsonable
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PRESET_ID = "helpful"  # the built-in "Helpful assistant" (see app.core.chat.presets)
+DEFAULT_PRESET_ID = "none"  # no system prompt, as Meta's reference (app.core.chat.presets)
+SETTINGS_VERSION = 2  # of the settings file; older files are brought up to it by _migrated
 FONT_SIZE_MIN = 8  # points; 0 means the platform's default size
 FONT_SIZE_MAX = 32
 
@@ -82,12 +84,12 @@ class LoadSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
-        return _to_jsonable(self)
+        return to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoadSettings:
         """Inverse of to_dict; unknown keys are ignored, unusable values give the default."""
-        return _from_jsonable(cls, data)
+        return from_jsonable(cls, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +122,15 @@ SAMPLING_RANGES: dict[str, FieldRange] = {
         0,
         200,
         "Top-k",
-        "Only consider this many of the most likely next words. 0 turns the filter off.",
+        "Only consider this many of the most likely next words. 0 turns the filter off "
+        "(the default: Meta's Llama 4 sampler uses only temperature and top-p).",
     ),
     "min_p": FieldRange(
         0.0,
         1.0,
         "Min-p",
         "Drop words that are much less likely than the best one: a word needs at least this "
-        "fraction of the top word's probability. 0 turns the filter off.",
+        "fraction of the top word's probability. 0 turns the filter off (the default).",
     ),
     "repeat_penalty": FieldRange(
         1.0,
@@ -155,7 +158,7 @@ SAMPLING_RANGES: dict[str, FieldRange] = {
 
 @dataclass(frozen=True, slots=True)
 class SamplingSettings:
-    """How tokens are drawn. Defaults follow Meta's Llama 4 generation config.
+    """How tokens are drawn. Defaults are Meta's Llama 4 sampler: temperature 0.6, top-p 0.9.
 
     Attributes:
         temperature: 0 to 2; 0 is greedy (always the likeliest token).
@@ -169,15 +172,15 @@ class SamplingSettings:
 
     temperature: float = 0.6
     top_p: float = 0.9
-    top_k: int = 40
-    min_p: float = 0.05
+    top_k: int = 0  # off, and min-p too: Meta's reference applies neither
+    min_p: float = 0.0
     repeat_penalty: float = 1.0
     max_tokens: int = 2048
     seed: int = -1  # -1: a new random seed each time
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
-        return _to_jsonable(self)
+        return to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplingSettings:
@@ -185,7 +188,7 @@ class SamplingSettings:
 
         Ranges are not enforced here (the engine takes what it is sent); see :meth:`clamped`.
         """
-        return _from_jsonable(cls, data)
+        return from_jsonable(cls, data)
 
     def problems(self) -> list[str]:
         """One plain sentence per field outside its range; empty when all are fine."""
@@ -218,11 +221,11 @@ class SamplingSettings:
         for name, spec in SAMPLING_RANGES.items():
             value = getattr(self, name)
             if isinstance(value, float) and math.isnan(value):
-                fixed: float = _default_of(SamplingSettings, name)
+                fixed: float = default_of(SamplingSettings, name)
             else:
                 fixed = min(max(value, spec.minimum), spec.maximum)
             if fixed != value:
-                is_int = isinstance(_default_of(SamplingSettings, name), int)
+                is_int = isinstance(default_of(SamplingSettings, name), int)
                 changes[name] = int(fixed) if is_int else float(fixed)
         return dataclasses.replace(self, **changes) if changes else self
 
@@ -249,22 +252,24 @@ class Settings:
         if not isinstance(data, dict):
             logger.warning("ignoring settings that are not a JSON object: %r", type(data))
             return cls()
+        data = _migrated(data)
         load, sampling = data.get("load", {}), data.get("sampling", {})
         return cls(
             load=LoadSettings.from_dict(load if isinstance(load, dict) else {}),
             sampling=_clamped(
                 SamplingSettings.from_dict(sampling if isinstance(sampling, dict) else {})
             ),
-            last_model=_coerce(data, "last_model", ""),
+            last_model=coerce(data, "last_model", ""),
             theme=_theme_or_default(data.get("theme", Theme.SYSTEM)),
-            font_size=clamp_font_size(_coerce(data, "font_size", 0)),
-            default_preset_id=_coerce(data, "default_preset_id", DEFAULT_PRESET_ID)
+            font_size=clamp_font_size(coerce(data, "font_size", 0)),
+            default_preset_id=coerce(data, "default_preset_id", DEFAULT_PRESET_ID)
             or DEFAULT_PRESET_ID,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {
+            "version": SETTINGS_VERSION,
             "load": self.load.to_dict(),
             "sampling": self.sampling.to_dict(),
             "last_model": self.last_model,
@@ -303,6 +308,27 @@ class Settings:
             tmp.unlink(missing_ok=True)
 
 
+def _migrated(data: dict[str, Any]) -> dict[str, Any]:
+    """Settings read from an older file, brought up to :data:`SETTINGS_VERSION` (a copy).
+
+    Version 1 (no "version" key) stored every field, so its defaults cannot be told from
+    choices: where it holds exactly a default that changed, that is taken as the default
+    and moves to the new one. Top-k 40 with min-p 0.05 becomes both off; the "helpful"
+    preset for new chats becomes no system prompt. Any other value is kept as it was.
+    """
+    if coerce(data, "version", 1) >= SETTINGS_VERSION:
+        return data
+    data = dict(data)
+    sampling = data.get("sampling")
+    if isinstance(sampling, dict) and (sampling.get("top_k"), sampling.get("min_p")) == (40, 0.05):
+        data["sampling"] = {**sampling, "top_k": 0, "min_p": 0.0}
+        logger.info("settings: the old default top-k 40, min-p 0.05 is now off")
+    if data.get("default_preset_id") == "helpful":
+        data["default_preset_id"] = DEFAULT_PRESET_ID
+        logger.info("settings: new chats now start without a system prompt")
+    return data
+
+
 def _clamped(sampling: SamplingSettings) -> SamplingSettings:
     clamped = sampling.clamped()
     if clamped != sampling:
@@ -323,63 +349,3 @@ def _theme_or_default(value: Any) -> Theme:
     except ValueError:
         logger.warning("unknown theme %r; following the system", value)
         return Theme.SYSTEM
-
-
-def _default_of(cls: type, name: str) -> Any:
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return f.default
-
-
-def _coerce(data: dict[str, Any], name: str, default: Any) -> Any:
-    """``data[name]`` converted to the type of ``default``, or ``default`` if it cannot be."""
-    if name not in data:
-        return default
-    value = data[name]
-    try:
-        if isinstance(default, Enum):
-            return type(default)(value)
-        if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-        elif isinstance(default, int):
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError(value)
-                return int(value)
-        elif isinstance(default, float):
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-        elif isinstance(default, str):
-            if isinstance(value, str):
-                return value
-        elif isinstance(default, tuple):
-            if isinstance(value, list | tuple):
-                return tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        else:
-            return value
-    except (TypeError, ValueError):
-        pass
-    logger.warning("ignoring setting %s=%r; using %r", name, value, default)
-    return default
-
-
-def _to_jsonable(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, Enum):
-            value = value.value
-        elif isinstance(value, tuple):
-            value = [list(v) if isinstance(v, tuple) else v for v in value]
-        out[f.name] = value
-    return out
-
-
-def _from_jsonable(cls: type, data: dict[str, Any]) -> Any:
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _coerce(data, f.name, _default_of(cls, f.name))
-    return cls(**kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,11 +26,31 @@ def store(tmp_path: Path) -> PresetStore:
 
 def test_builtins_come_first(store: PresetStore) -> None:
     names = [p.name for p in store.list()]
-    assert names == ["Helpful assistant", "Concise", "Coder", "No system prompt"]
+    assert names == [
+        "No system prompt",
+        "Meta's Llama 4 prompt",
+        "Helpful assistant",
+        "Concise",
+        "Coder",
+    ]
     assert all(p.builtin for p in store.list())
     assert store.get("none").text == ""
-    assert store.get(DEFAULT_PRESET_ID).text.startswith("You are")
+    assert store.get(DEFAULT_PRESET_ID) == store.get("none")  # new chats: none, as Meta's
+    assert store.get("helpful").text.startswith("You are")  # kept for those who chose it
     assert store.load_error is None
+
+
+def test_meta_llama4_prompt_is_quoted_exactly(store: PresetStore) -> None:
+    """The "System Prompts" text of meta-llama/llama-models models/llama4/MODEL_CARD.md."""
+    text = store.get("meta-llama4").text
+    # sha256 of the table cell's text at commit 038acb9 (between "<td>\n" and "\n</td>")
+    digest = "cea8855df9fba0b5a6a39b888942216cde83abf3ba94ba7e13f17a83a9dda77b"
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == digest
+    assert text.startswith("You are an expert conversationalist who responds to the best")
+    assert text.endswith(
+        "Respond in the language the user speaks to you in, unless they ask otherwise."
+    )
+    assert "You are Llama 4. Your knowledge cutoff date is August 2024." in text
 
 
 def test_add_update_delete_and_save(store: PresetStore) -> None:

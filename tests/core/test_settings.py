@@ -15,6 +15,7 @@ from app.core.settings import (
     FONT_SIZE_MAX,
     FONT_SIZE_MIN,
     SAMPLING_RANGES,
+    SETTINGS_VERSION,
     KVType,
     LoadSettings,
     SamplingSettings,
@@ -27,10 +28,11 @@ from app.core.settings import (
 
 def test_defaults_follow_llama4() -> None:
     s = Settings()
-    assert s.sampling == SamplingSettings(0.6, 0.9, 40, 0.05, 1.0, 2048, -1)
+    # Meta's reference sampler: temperature 0.6 and top-p 0.9 only (top-k and min-p off)
+    assert s.sampling == SamplingSettings(0.6, 0.9, 0, 0.0, 1.0, 2048, -1)
     assert s.theme is Theme.SYSTEM and s.theme == "system"
     assert s.font_size == 0
-    assert s.default_preset_id == DEFAULT_PRESET_ID
+    assert s.default_preset_id == DEFAULT_PRESET_ID == "none"  # no system prompt, as Meta's
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -47,6 +49,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert Settings.load_from(path) == s
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["theme"] == "dark" and data["default_preset_id"] == "user-abc"
+    assert data["version"] == SETTINGS_VERSION == 2
     assert not list(path.parent.glob("*.tmp"))
 
 
@@ -180,3 +183,38 @@ def test_sampling_from_dict_keeps_the_wire_values() -> None:
     """The engine gets exactly what it was sent; only a settings file is clamped."""
     wire = SamplingSettings(top_k=500, max_tokens=100_000).to_dict()
     assert SamplingSettings.from_dict(wire) == SamplingSettings(top_k=500, max_tokens=100_000)
+
+
+def _version_1_file(path: Path, top_k: int, min_p: float, preset: str) -> Path:
+    """A settings file as Herd wrote it before version 2: every field, no "version"."""
+    data = Settings(last_model="/m/x.gguf").to_dict()
+    del data["version"]
+    data["sampling"].update(top_k=top_k, min_p=min_p, temperature=0.7)
+    data["default_preset_id"] = preset
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_version_1_defaults_move_to_the_new_ones(tmp_path: Path) -> None:
+    """Top-k 40, min-p 0.05 and the "helpful" preset were stored defaults, not choices."""
+    s = Settings.load_from(_version_1_file(tmp_path / "settings.json", 40, 0.05, "helpful"))
+    assert (s.sampling.top_k, s.sampling.min_p) == (0, 0.0)
+    assert s.default_preset_id == DEFAULT_PRESET_ID
+    assert s.sampling.temperature == 0.7 and s.last_model == "/m/x.gguf"  # the rest is kept
+
+
+@pytest.mark.parametrize(
+    ("top_k", "min_p", "preset"),
+    [(40, 0.1, "concise"), (20, 0.05, "user-abc"), (0, 0.05, "coder"), (40, 0.0, "none")],
+)
+def test_version_1_choices_are_kept(tmp_path: Path, top_k: int, min_p: float, preset: str) -> None:
+    s = Settings.load_from(_version_1_file(tmp_path / "settings.json", top_k, min_p, preset))
+    assert (s.sampling.top_k, s.sampling.min_p, s.default_preset_id) == (top_k, min_p, preset)
+
+
+def test_version_2_keeps_the_old_defaults_once_chosen(tmp_path: Path) -> None:
+    """Migrated once: top-k 40 with min-p 0.05 chosen after that stays, and so on."""
+    chosen = Settings(sampling=SamplingSettings(top_k=40, min_p=0.05), default_preset_id="helpful")
+    path = tmp_path / "settings.json"
+    chosen.save_to(path)
+    assert Settings.load_from(path) == chosen

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app.core import events as ev
+from app.core.chat.llama4_format import EOM, EOT
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.prompt_format import PromptFormatKind
 from app.core.engine.client import EngineClient
@@ -48,14 +49,17 @@ def _run(job: Iterator[Any]) -> tuple[list[ev.Token], Any]:
     return events[:-1], events[-1]
 
 
-@pytest.mark.parametrize("fixture", ["tiny_llama4_says_eot", "tiny_llama4_says_eom"])
+@pytest.mark.parametrize(
+    ("fixture", "end"), [("tiny_llama4_says_eot", EOT), ("tiny_llama4_says_eom", EOM)]
+)
 def test_llama4_end_token_ends_the_turn_at_once(
-    client: EngineClient, fixture: str, request: pytest.FixtureRequest
+    client: EngineClient, fixture: str, end: str, request: pytest.FixtureRequest
 ) -> None:
     _load(client, request.getfixturevalue(fixture))
     tokens, finished = _run(client.chat(GREETING, GREEDY))
     assert isinstance(finished, ev.Finished), finished
     assert finished.stop_reason is ev.StopReason.END_OF_TURN
+    assert finished.stop_token == end  # which one: <|eom|> means a tool result comes next
     assert tokens == []
     assert finished.text == ""
     assert finished.generated_tokens == 0
@@ -69,6 +73,7 @@ def test_an_ordinary_token_does_not_stop_generation(
     tokens, finished = _run(client.chat(GREETING, GREEDY))
     assert isinstance(finished, ev.Finished), finished
     assert finished.stop_reason is ev.StopReason.MAX_TOKENS
+    assert finished.stop_token == ""
     assert finished.generated_tokens == GREEDY.max_tokens
     byte_of = {char: byte for byte, char in bytes_to_unicode().items()}
     word = bytes(byte_of[c] for c in FAVORED_WORD).decode()  # " model"

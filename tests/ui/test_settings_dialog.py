@@ -55,6 +55,7 @@ def test_shows_the_settings(qtbot, app, store) -> None:
     qtbot.addWidget(d)
     assert d.current_settings() == dataclasses.replace(s, theme=Theme.DARK)
     assert d.sampling_page.fields["top_k"].text() == "Off"
+    assert d.sampling_page.fields["min_p"].spin.text() == "Off"  # 0, the default
     assert not d.sampling_page.random_seed.isChecked()
 
 
@@ -89,6 +90,7 @@ def test_reset_to_defaults(qtbot, app, store) -> None:
     qtbot.addWidget(d)
     d.sampling_page.reset_button.click()
     assert d.current_settings().sampling == SamplingSettings()
+    assert (d.current_settings().sampling.top_k, d.current_settings().sampling.min_p) == (0, 0)
 
 
 def test_ok_emits_and_closes(qtbot, dialog: SettingsDialog) -> None:
@@ -120,7 +122,7 @@ def test_preset_create_edit_delete(qtbot, dialog: SettingsDialog, store: PresetS
     assert _names(PresetStore(store.path)) == ["Pirate"]  # saved on Apply
     page.delete_button.click()
     assert _names(store) == [] and page.current_id()
-    assert page.default_id() == "helpful"  # the deleted default falls back
+    assert page.default_id() == "none"  # the deleted default falls back: no system prompt
     _press(dialog, APPLY)
     assert _names(PresetStore(store.path)) == []
 

@@ -86,6 +86,7 @@ def stream_reply(
     n_gen = 0
     unsent = 0  # tokens since the last Token event (a character can span several)
     reason = ev.StopReason.MAX_TOKENS if budget < room else ev.StopReason.CONTEXT_FULL
+    stop_token = ""  # the end token that ended the reply, as text
     first_at = 0.0
     pending: list[str] = []  # text not yet sent
     last_emit = 0.0
@@ -109,6 +110,7 @@ def stream_reply(
                 break
             if tok in stop_ids or llama_ext.is_end_of_generation(llm, tok):
                 reason = ev.StopReason.END_OF_TURN
+                stop_token = llama_ext.token_bytes(llm, tok, special=True).decode(errors="replace")
                 break
             n_gen += 1
             unsent += 1
@@ -148,6 +150,7 @@ def stream_reply(
             time_to_first_token_s=first_at - started,
             text="".join(pieces),
             image_tokens=image_tokens,
+            stop_token=stop_token,
         ),
     )
 

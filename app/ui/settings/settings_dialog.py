@@ -115,9 +115,11 @@ class SamplingPage(QWidget):
             form = groups["Reply" if name in ("max_tokens", "seed") else "Word choice"]
             form.setVerticalSpacing(10)
             form.addRow(label, widget)
-        top_k, max_tokens = self.fields["top_k"], self.fields["max_tokens"]
+        top_k, min_p, max_tokens = (self.fields[n] for n in ("top_k", "min_p", "max_tokens"))
         assert isinstance(top_k, QSpinBox) and isinstance(max_tokens, QSpinBox)
-        top_k.setSpecialValueText("Off")
+        assert isinstance(min_p, SliderSpin)
+        top_k.setSpecialValueText("Off")  # 0, the default for both
+        min_p.spin.setSpecialValueText("Off")
         max_tokens.setSuffix(" tokens")
         max_tokens.setSingleStep(256)
         self.reset_button = QPushButton("Reset to Defaults")
