@@ -126,7 +126,7 @@ def test_a_version_1_history_opens_and_is_migrated(db: Path) -> None:
         assert store.to_chat_messages(1)[-1] == PICTURED
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
         assert {"image_offsets", "tool_calls"} <= columns
     finally:
@@ -153,3 +153,19 @@ def test_stored_tool_calls_that_make_no_sense_are_not_recovered(db: Path) -> Non
     with ChatStore(db) as store:
         assert [m.content for m in store.messages(conversation.id)] == ["y"]
     assert json.loads(json.dumps(CALL.to_dict())) == CALL.to_dict()
+
+
+def test_first_token_time_and_stop_reason_are_kept(tmp_path: Path) -> None:
+    from app.core.chat.store_schema import ReplyStats
+
+    store = ChatStore(tmp_path / "chats.db")
+    conversation = store.create_conversation("t")
+    store.add_message(conversation.id, ChatMessage(Role.USER, "hi"))
+    reply = store.begin_reply(conversation.id)
+    stats = ReplyStats(12.5, 30, 8, first_token_s=0.42, stop_reason="max_tokens")
+    store.finish_reply(reply, "hello", stats)
+    store.close()
+    again = ChatStore(tmp_path / "chats.db")
+    (_, answer) = again.messages(conversation.id)
+    assert answer.stats.first_token_s == 0.42 and answer.stats.stop_reason == "max_tokens"
+    again.close()

@@ -302,9 +302,11 @@ class ChatStore:
         with self._write() as conn:
             changed = conn.execute(
                 "UPDATE messages SET content = ?, state = ?, tok_s = ?, prompt_tokens = ?, "
-                "generated_tokens = ?, expects_tool_result = ? WHERE id = ?",
+                "generated_tokens = ?, expects_tool_result = ?, first_token_s = ?, "
+                "stop_reason = ? WHERE id = ?",
                 (text, MessageState(state).value, stats.tok_s, stats.prompt_tokens,
-                 stats.generated_tokens, int(expects_tool_result), message_id),
+                 stats.generated_tokens, int(expects_tool_result), stats.first_token_s,
+                 stats.stop_reason, message_id),
             ).rowcount  # fmt: skip
             conn.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = "

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.core import events as ev
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.tools import ToolCall
@@ -93,6 +94,19 @@ class ReplyStats:
     tok_s: float | None = None
     prompt_tokens: int | None = None
     generated_tokens: int | None = None
+    first_token_s: float | None = None  # from Send to the first word of the reply
+    stop_reason: str = ""  # why it ended (events.StopReason's value; "" when unknown)
+
+    @classmethod
+    def of(cls, finished: ev.Finished) -> ReplyStats:
+        """A finished generation's figures, as they are kept."""
+        return cls(
+            finished.decode_tok_s,
+            finished.prompt_tokens,
+            finished.generated_tokens,
+            finished.time_to_first_token_s or None,
+            finished.stop_reason.value,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +178,16 @@ def policy_or_default(value: str) -> OverflowPolicy:
 
 MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, images, state, pinned, created_at, "
-    "tok_s, prompt_tokens, generated_tokens, expects_tool_result, image_offsets, tool_calls"
+    "tok_s, prompt_tokens, generated_tokens, expects_tool_result, image_offsets, tool_calls, "
+    "first_token_s, stop_reason"
 )
-INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 15)})"
-ADDED_COLUMNS = {"image_offsets": "'[]'", "tool_calls": "'[]'"}
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+ADDED_COLUMNS = {
+    "image_offsets": "'[]'",
+    "tool_calls": "'[]'",
+    "first_token_s": "NULL",
+    "stop_reason": "''",
+}
 """Message columns added after version 1, with their defaults (for reading older files)."""
 
 
@@ -200,7 +220,7 @@ def message_from_row(row: Sequence[Any]) -> StoredMessage:
         state=MessageState(row[6]),
         pinned=bool(row[7]),
         created_at=row[8],
-        stats=ReplyStats(row[9], row[10], row[11]),
+        stats=ReplyStats(row[9], row[10], row[11], row[15], row[16] or ""),
         expects_tool_result=bool(row[12]),
         image_offsets=tuple(json.loads(row[13] or "[]")),
         tool_calls=tuple(ToolCall.from_dict(call) for call in json.loads(row[14] or "[]")),
@@ -249,10 +269,15 @@ _V2 = (
     "ALTER TABLE messages ADD COLUMN tool_calls TEXT NOT NULL DEFAULT '[]'",
 )
 
+_V3 = (
+    "ALTER TABLE messages ADD COLUMN first_token_s REAL",
+    "ALTER TABLE messages ADD COLUMN stop_reason TEXT NOT NULL DEFAULT ''",
+)
+
 # AUTOINCREMENT: ids are never reused, so a purged conversation's id saved in ui_state or an
 # undone message's id never points at something else.
 # Append only: never edit a released migration, add the next one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -265,6 +290,7 @@ def message_to_row(message: StoredMessage, keep_id: bool = True) -> tuple[Any, .
         stats.tok_s, stats.prompt_tokens, stats.generated_tokens, int(m.expects_tool_result),
         json.dumps(list(m.image_offsets)),
         json.dumps([call.to_dict() for call in m.tool_calls], ensure_ascii=False),
+        stats.first_token_s, stats.stop_reason,
     )  # fmt: skip
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
@@ -29,73 +28,18 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import events as ev
-from app.core.chat import attachments
 from app.core.chat.messages import Role
-from app.core.chat.store_schema import MessageState, StoredMessage
-from app.core.errors import HerdError
-from app.core.paths import AppPaths
 from app.ui.chat.empty_state import Action, EmptyState
 from app.ui.chat.markdown import MarkdownTheme, warm_up
 from app.ui.chat.message_bubble import MessageBubble
 from app.ui.chat.message_widgets import code_font
+from app.ui.chat.shown_message import ShownMessage, reply_notes
 
 __all__ = ["ChatView", "MessageBubble", "ShownMessage"]  # MessageBubble: from message_bubble
 
 USER_WIDTH = 0.72  # of the view's width
 ASSISTANT_WIDTH = 0.86
 STICK_SLACK_PX = 24  # "at the bottom" when this close to it
-
-_STOP_NOTES = {
-    ev.StopReason.MAX_TOKENS: "reached the length limit",
-    ev.StopReason.CONTEXT_FULL: "context is full",
-    ev.StopReason.USER: "stopped",
-}
-
-
-INCOMPLETE_NOTE = "incomplete: the reply was cut off"
-
-
-@dataclass(frozen=True, slots=True)
-class ShownMessage:
-    """A stored message as the transcript shows it (:meth:`ChatView.load_messages`).
-
-    Attributes:
-        role: Who wrote it.
-        text: Its Markdown.
-        footer: The small line under it: time, speed, and a note such as "incomplete".
-        images: Image files shown as thumbnails above the text.
-    """
-
-    role: Role
-    text: str
-    footer: str = ""
-    images: tuple[str, ...] = ()
-
-    @classmethod
-    def from_stored(cls, message: StoredMessage, paths: AppPaths | None = None) -> ShownMessage:
-        """A saved message with its footer (time, speed, "incomplete") and image files."""
-        parts: list[str] = []
-        if message.role is Role.ASSISTANT:
-            parts.append(datetime.fromtimestamp(message.created_at).strftime("%H:%M"))
-            stats = message.stats
-            if stats.generated_tokens:
-                parts.append(f"{stats.generated_tokens} tokens")
-            if stats.tok_s:
-                parts.append(f"{stats.tok_s:.1f} tok/s")
-            if message.state is MessageState.INCOMPLETE:
-                parts.append(INCOMPLETE_NOTE)
-        images = tuple(image_file(paths, ref) for ref in message.images)
-        return cls(message.role, message.content, "  ·  ".join(parts), images)
-
-
-def image_file(paths: AppPaths | None, ref: str) -> str:
-    """A stored image ref as a file the transcript can show (a missing one stays a ref)."""
-    if paths is None:
-        return ref
-    try:
-        return str(attachments.resolve(paths, ref))
-    except HerdError:
-        return ref
 
 
 def _mix(a: QColor, b: QColor, t: float) -> str:
@@ -220,15 +164,13 @@ class ChatView(QScrollArea):
         if finished.text and finished.text != bubble.text:
             bubble.set_text(finished.text)
         seconds = time.monotonic() - self._reply_started
-        parts = [
-            datetime.now().strftime("%H:%M"),
-            f"{seconds:.1f} s",
-            f"{finished.generated_tokens} tokens",
-            f"{finished.decode_tok_s:.1f} tok/s",
-        ]
-        note = _STOP_NOTES.get(finished.stop_reason)
-        if note:
-            parts.append(note)
+        parts = [datetime.now().strftime("%H:%M"), f"{seconds:.1f} s"]
+        parts += reply_notes(
+            finished.generated_tokens,
+            finished.decode_tok_s,
+            finished.time_to_first_token_s,
+            finished.stop_reason.value,
+        )
         bubble.set_footer("  ·  ".join(parts))
         self._end_reply()
 

@@ -17,6 +17,7 @@ from app.core import events as ev
 from app.core.chat import attachments
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.export import export_name, write_export
+from app.core.chat.llama4_format import EOM
 from app.core.chat.session import ChatSession, Undo
 from app.core.chat.store_schema import DeleteToken, ReplyStats
 from app.core.errors import HerdError
@@ -24,9 +25,10 @@ from app.core.paths import AppPaths
 from app.core.settings import SamplingSettings
 from app.ui.banners import UndoBanner
 from app.ui.bridge import EngineBridge
-from app.ui.chat.chat_view import ChatView, ShownMessage, image_file
+from app.ui.chat.chat_view import ChatView
 from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter
+from app.ui.chat.shown_message import ShownMessage, image_file
 from app.ui.chat.sidebar import ConversationSidebar, ask_export_target
 
 logger = logging.getLogger(__name__)
@@ -248,10 +250,7 @@ class ConversationController(QObject):
             if self.session.undo_delete(undo):
                 self.session.open(undo.conversation_id)
         else:
-            if self._streaming:
-                self._bridge.stop()
-                self._streaming = False
-                self.session.interrupt_reply()
+            self._stop_streaming("stopped: undone")  # the reply the undo takes back
             self.session.undo(undo)
         self._show_open_conversation()
 
@@ -295,9 +294,9 @@ class ConversationController(QObject):
             return
         self._streaming = False
         text = finished.text or self.session.reply_text
-        stats = ReplyStats(finished.decode_tok_s, finished.prompt_tokens, finished.generated_tokens)
+        stats = ReplyStats.of(finished)
         try:
-            self.session.finish_reply(text, stats)
+            self.session.finish_reply(text, stats, expects_tool_result=finished.stop_token == EOM)
         except HerdError as exc:
             self._report(exc)
         self._view.finish_reply(finished)
