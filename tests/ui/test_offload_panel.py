@@ -7,8 +7,9 @@ import pytest
 from app.core.hardware.spec import profile
 from app.core.plan.planner import Wishes, make_plan
 from app.core.settings import KVType
-from app.ui.offload.memory_map import gib
-from app.ui.offload.offload_panel import OffloadDialog, OffloadPanel, context_steps
+from app.core.units import size_text
+from app.ui.offload.context_slider import context_steps
+from app.ui.offload.offload_panel import OffloadDialog, OffloadPanel
 from tests.fixtures.real_layouts import scout_q4_k_m
 
 CTX = 131_072
@@ -52,8 +53,12 @@ def test_bars_show_the_plans_bytes(panel, scout):
             assert parts.get(key, 0) == getattr(d, key)
         assert parts["free"] == d.capacity - d.total
         text = m.numbers.text()
-        assert f"experts {gib(d.experts)}" in text and f"KV {gib(d.kv)}" in text
-        assert f"{gib(d.total)} of {gib(d.capacity)} GiB" in text
+        assert f"experts {size_text(d.experts)}" in text
+        assert (f"KV {size_text(d.kv)}" in text) == (
+            d.kv > 0
+        )  # a part that is not there is not named
+        assert f"usable {size_text(d.budget)}" in text
+        assert f"{size_text(d.total)}</b> of {size_text(d.capacity)} planned" in m.usage.text()
     assert panel.ctx_spin.value() == CTX
     assert panel.load_button.isEnabled()
 
@@ -80,8 +85,8 @@ def test_q8_0_kv_lowers_the_kv_figure(qtbot, panel):
     _change(qtbot, panel, lambda: panel.kv_combo.setCurrentIndex(1))
     assert panel.plan.type_k is KVType.Q8_0
     assert panel.plan.kv_bytes < f16
-    assert f"{gib(panel.plan.kv_bytes)} GiB" in panel.kv_label.text()
-    assert f"{gib(panel.plan.kv_full_bytes)} GiB" in panel.kv_label.text()
+    assert size_text(panel.plan.kv_bytes) in panel.kv_label.text()
+    assert size_text(panel.plan.kv_full_bytes) in panel.kv_label.text()
     cuda = panel.device_maps()[0].bar.parts()
     assert cuda["kv"] == panel.plan.devices[0].kv < f16
 

@@ -1,10 +1,13 @@
 """The "Offload & Context" panel: where each part of the model goes, and what it costs.
 
 A memory map per device (a stacked bar: dense weights, routed experts, KV cache, compute
-buffers, free), the context length and KV type with their cost, a slider for the routed
-experts kept on the GPU, the predicted decode speed, the verdict and the plan's reasons.
-Every change re-plans with :func:`app.core.plan.planner.make_plan` (a few ms), coalesced by a
-0 ms single-shot timer so a dragged slider plans once per event-loop pass.
+buffers, free; an overflow drawn as one), the context length on a labelled slider and the
+KV type with their cost, a slider for the routed experts kept on the GPU (only where there
+is a GPU), the predicted decode speed (only for a plan that fits), the plan's reasons, and
+the verdict next to Load. Every change re-plans with :func:`app.core.plan.planner.make_plan`
+(a few ms), coalesced by a 0 ms single-shot timer so a dragged slider plans once per
+event-loop pass. The layout holds at 725 px of height (a 1280 x 800 screen): every line
+above the reasons is one line high, and the reasons scroll.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import html
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -36,26 +38,14 @@ from app.core.hardware.probe import Hardware
 from app.core.plan.kv_estimate import kv_cache, model_shape
 from app.core.plan.planner import Plan, Wishes, make_plan
 from app.core.settings import KVType
-from app.ui.offload.memory_map import DeviceMapWidget, LegendWidget, gib
+from app.core.units import count_text, size_text
+from app.ui.offload import panel_words as words
+from app.ui.offload.context_slider import ContextSlider, context_steps
+from app.ui.offload.memory_map import DeviceMapWidget, LegendWidget, verdict_colors
 
-MIN_CTX = 2048
-MAX_CTX = 10_485_760  # Scout's trained maximum; the slider never goes further
 KV_TYPES = (KVType.F16, KVType.Q8_0, KVType.Q4_0)
-
-
-def context_steps(trained: int) -> list[int]:
-    """The slider's stops: powers of two from 2K, then the top (which may not be one)."""
-    top = min(trained or MAX_CTX, MAX_CTX)
-    steps, n = [], MIN_CTX
-    while n < top:
-        steps.append(n)
-        n *= 2
-    steps.append(top)
-    return steps
-
-
-def _dark(widget: QWidget) -> bool:
-    return widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
+DIALOG_SIZE = (860, 900)
+TITLE_BAR = 48  # room left for the window's title bar and frame when sizing to a screen
 
 
 class OffloadPanel(QWidget):
@@ -79,6 +69,10 @@ class OffloadPanel(QWidget):
         self._shape = model_shape(info)
         self._steps = context_steps(info.context_length)
         self._plan = make_plan(info, hardware, self._wishes)
+        if not words.has_gpu(self._plan) and self._wishes.gpu_expert_layers is not None:
+            # no GPU to pin them on (the wish came from another machine), and no slider
+            self._wishes = dataclasses.replace(self._wishes, gpu_expert_layers=None)
+            self._plan = make_plan(info, hardware, self._wishes)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -114,96 +108,32 @@ class OffloadPanel(QWidget):
 
     def _build(self) -> None:
         outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
         head = QLabel(
-            f"<b>{html.escape(self._plan.model)}</b> — plan how the model is split between"
-            " GPU and system memory, and how long a context it keeps.",
+            f"<b>{html.escape(self._plan.model)}</b>: which parts go to the GPU and which to"
+            " system memory, and how long a context it keeps.",
             self,
         )
         head.setWordWrap(True)
         outer.addWidget(head)
-
-        memory = QGroupBox("Memory map", self)
-        mem_layout = QVBoxLayout(memory)
-        self._maps = [DeviceMapWidget(memory) for _ in self._plan.devices]
-        for m in self._maps:
-            mem_layout.addWidget(m)
-        mem_layout.addWidget(LegendWidget(self._plan.unified_memory, memory))
-        outer.addWidget(memory)
-
-        context = QGroupBox("Context", self)
-        form = QFormLayout(context)
-        self.ctx_slider = QSlider(Qt.Orientation.Horizontal, context)
-        self.ctx_slider.setRange(0, len(self._steps) - 1)
-        self.ctx_slider.setPageStep(1)
-        self.ctx_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.ctx_spin = QSpinBox(context)
-        self.ctx_spin.setRange(1, self._steps[-1])
-        self.ctx_spin.setSingleStep(1024)
-        self.ctx_spin.setGroupSeparatorShown(True)
-        self.ctx_spin.setSuffix(" tokens")
-        self.ctx_spin.setMinimumWidth(150)
-        row = QHBoxLayout()
-        row.addWidget(self.ctx_slider, 1)
-        row.addWidget(self.ctx_spin)
-        form.addRow("Context length:", row)
-        self.kv_combo = QComboBox(context)
-        for t in KV_TYPES:
-            self.kv_combo.addItem(str(t), t)
-        self.kv_combo.setCurrentIndex(KV_TYPES.index(self._wishes.kv_type))
-        form.addRow("KV cache type:", self.kv_combo)
-        self.kv_label = QLabel(context)
-        self.kv_label.setWordWrap(True)
-        form.addRow("KV cache:", self.kv_label)
-        outer.addWidget(context)
-
-        experts = QGroupBox("Routed experts", self)
-        eform = QFormLayout(experts)
-        self.expert_slider = QSlider(Qt.Orientation.Horizontal, experts)
-        self.expert_slider.setRange(0, max(self._plan.n_moe_layers, 0))
-        self.expert_slider.setEnabled(self._plan.n_moe_layers > 0)
-        self.expert_value = QLabel(experts)
-        self.expert_value.setMinimumWidth(200)
-        self.auto_button = QPushButton("Auto", experts)
-        self.auto_button.setToolTip("Let the planner put as many expert layers on the GPU as fit")
-        erow = QHBoxLayout()
-        erow.addWidget(self.expert_slider, 1)
-        erow.addWidget(self.expert_value)
-        erow.addWidget(self.auto_button)
-        eform.addRow("Expert layers on GPU:", erow)
-        self.speed_label = QLabel(experts)
-        eform.addRow("Predicted decode:", self.speed_label)
-        outer.addWidget(experts)
+        outer.addWidget(self._build_memory())
+        outer.addWidget(self._build_context())
+        outer.addWidget(self._build_experts())
+        outer.addWidget(self._build_reasons(), 1)
 
         self.verdict = QLabel(self)
         self.verdict.setWordWrap(True)
         self.verdict.setTextFormat(Qt.TextFormat.RichText)
         self.fit_button = QPushButton(self)
-        vrow = QHBoxLayout()
-        vrow.addWidget(self.verdict, 1)
-        vrow.addWidget(self.fit_button, 0, Qt.AlignmentFlag.AlignTop)
-        outer.addLayout(vrow)
-
-        reasons_box = QGroupBox("Why", self)
-        rlayout = QVBoxLayout(reasons_box)
-        self.reasons = QLabel(reasons_box)
-        self.reasons.setWordWrap(True)
-        self.reasons.setTextFormat(Qt.TextFormat.RichText)
-        self.reasons.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.reasons.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        scroll = QScrollArea(reasons_box)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(self.reasons)
-        scroll.setMinimumHeight(140)
-        rlayout.addWidget(scroll)
-        outer.addWidget(reasons_box, 1)
-
         self.load_button = QPushButton("Load with this plan", self)
         self.load_button.setDefault(True)
-        brow = QHBoxLayout()
-        brow.addStretch(1)
-        brow.addWidget(self.load_button)
-        outer.addLayout(brow)
+        self.button_box = QDialogButtonBox(self)
+        self.button_box.addButton(self.load_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.verdict, 1)
+        bottom.addWidget(self.fit_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        bottom.addWidget(self.button_box, 0, Qt.AlignmentFlag.AlignVCenter)
+        outer.addLayout(bottom)
 
         self.ctx_slider.valueChanged.connect(self._on_ctx_slider_changed)
         self.ctx_spin.valueChanged.connect(self._on_ctx_spin_changed)
@@ -213,6 +143,80 @@ class OffloadPanel(QWidget):
         self.fit_button.clicked.connect(self._on_fit_button_clicked)
         self.load_button.clicked.connect(self._on_load_button_clicked)
 
+    def _build_memory(self) -> QGroupBox:
+        memory = QGroupBox("Memory map", self)
+        layout = QVBoxLayout(memory)
+        layout.setSpacing(4)
+        self._maps = [DeviceMapWidget(memory) for _ in self._plan.devices]
+        for m in self._maps:
+            layout.addWidget(m)
+        self.legend = LegendWidget(self._plan.unified_memory, memory)
+        layout.addWidget(self.legend)
+        return memory
+
+    def _build_context(self) -> QGroupBox:
+        context = QGroupBox("Context", self)
+        form = QFormLayout(context)
+        self.ctx_control = ContextSlider(self._steps, context)
+        self.ctx_slider = self.ctx_control.slider
+        self.ctx_spin = QSpinBox(context)
+        self.ctx_spin.setRange(1, self._steps[-1])
+        self.ctx_spin.setSingleStep(1024)
+        self.ctx_spin.setGroupSeparatorShown(True)
+        self.ctx_spin.setSuffix(" tokens")
+        self.ctx_spin.setMinimumWidth(150)
+        row = QHBoxLayout()
+        row.addWidget(self.ctx_control, 1)
+        row.addWidget(self.ctx_spin, 0, Qt.AlignmentFlag.AlignTop)
+        form.addRow("Context length:", row)
+        self.kv_combo = QComboBox(context)
+        for t in KV_TYPES:
+            self.kv_combo.addItem(str(t), t)
+        self.kv_combo.setCurrentIndex(KV_TYPES.index(self._wishes.kv_type))
+        form.addRow("KV cache type:", self.kv_combo)
+        self.kv_label = QLabel(context)
+        form.addRow("KV cache:", self.kv_label)
+        return context
+
+    def _build_experts(self) -> QGroupBox:
+        experts = QGroupBox("Routed experts and speed", self)
+        self._experts_form = form = QFormLayout(experts)
+        self.expert_slider = QSlider(Qt.Orientation.Horizontal, experts)
+        self.expert_slider.setRange(0, max(self._plan.n_moe_layers, 0))
+        self.expert_value = QLabel(experts)
+        self.expert_value.setMinimumWidth(230)
+        self.auto_button = QPushButton("Auto", experts)
+        self.auto_button.setToolTip("Let the planner put as many expert layers on the GPU as fit")
+        self._expert_row = QHBoxLayout()
+        self._expert_row.addWidget(self.expert_slider, 1)
+        self._expert_row.addWidget(self.expert_value)
+        self._expert_row.addWidget(self.auto_button)
+        form.addRow("Expert layers on GPU:", self._expert_row)
+        self.no_slider_note = QLabel(experts)
+        form.addRow("Routed experts:", self.no_slider_note)
+        has_slider = words.has_gpu(self._plan) and self._plan.n_moe_layers > 0
+        form.setRowVisible(self._expert_row, has_slider)
+        form.setRowVisible(self.no_slider_note, not has_slider)
+        self.speed_label = QLabel(experts)
+        form.addRow("Predicted decode:", self.speed_label)
+        return experts
+
+    def _build_reasons(self) -> QGroupBox:
+        box = QGroupBox("Why", self)
+        layout = QVBoxLayout(box)
+        self.reasons = QLabel(box)
+        self.reasons.setWordWrap(True)
+        self.reasons.setTextFormat(Qt.TextFormat.RichText)
+        self.reasons.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.reasons.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        scroll = QScrollArea(box)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.reasons)
+        scroll.setMinimumHeight(60)
+        layout.addWidget(scroll)
+        return box
+
     # --- showing --------------------------------------------------------------------
 
     def _show_plan(self, plan: Plan) -> None:
@@ -220,12 +224,16 @@ class OffloadPanel(QWidget):
         for m, d in zip(self._maps, plan.devices, strict=True):
             shared = gpu_total if plan.unified_memory and d.kind == "cpu" else 0
             m.show_device(d, shared)
+        self.legend.show_overflow(any(m.bar.overflow() for m in self._maps))
         if self._wishes.n_ctx is None:
             self._set_context_controls(plan.n_ctx)
         self._show_kv(plan)
         self._show_experts(plan)
-        self._show_verdict(plan)
-        items = "".join(f"<li>{html.escape(r)}</li>" for r in plan.reasons)
+        good, bad = verdict_colors(self)
+        self.verdict.setText(words.verdict_text(plan, self._wishes.gpu_expert_layers, good, bad))
+        self.fit_button.setText(f"Use {count_text(plan.max_ctx)} tokens")
+        self.fit_button.setVisible(not plan.fits and plan.max_ctx >= 1)
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in words.why(plan))
         self.reasons.setText(f"<ul style='margin-left:-20px'>{items}</ul>")
         self.load_button.setEnabled(plan.fits)
 
@@ -240,12 +248,8 @@ class OffloadPanel(QWidget):
         n_ubatch = self._wishes.n_ubatch
         for i, t in enumerate(KV_TYPES):
             cost = kv_cache(self._shape, plan.n_ctx, t, t, n_ubatch).total
-            self.kv_combo.setItemText(i, f"{t}  —  {gib(cost)} GiB at this context")
-        self.kv_label.setText(
-            f"<b>{gib(plan.kv_bytes)} GiB</b> for {plan.n_ctx:,} tokens ({plan.type_k}),"
-            f" with swa_full off. With swa_full on (the full-size window cache) it would"
-            f" cost {gib(plan.kv_full_bytes)} GiB."
-        )
+            self.kv_combo.setItemText(i, f"{t}  —  {size_text(cost)} at this context")
+        self.kv_label.setText(words.kv_text(plan))
 
     def _show_experts(self, plan: Plan) -> None:
         pinned = self._wishes.gpu_expert_layers
@@ -253,41 +257,10 @@ class OffloadPanel(QWidget):
         self.expert_slider.blockSignals(True)
         self.expert_slider.setValue(value)
         self.expert_slider.blockSignals(False)
-        how = "auto" if pinned is None else "pinned"
-        self.expert_value.setText(
-            f"{value} of {plan.n_moe_layers} ({how}; up to {plan.max_gpu_expert_layers} fit)"
-        )
+        self.expert_value.setText(words.expert_text(plan, pinned, verdict_colors(self)[1]))
         self.auto_button.setEnabled(pinned is not None)
-        n_cpu = len(plan.cpu_expert_layers)
-        on_gpu = any(d.kind == "gpu" for d in plan.devices)
-        if not plan.n_moe_layers:
-            where = "a dense model: every weight is read for every token"
-        elif not on_gpu:
-            where = "every weight is read from system RAM"
-        elif n_cpu:
-            where = f"the experts of {n_cpu} layers are read from system RAM"
-        else:
-            where = "every expert is read from GPU memory"
-        self.speed_label.setText(
-            f"about <b>{plan.predicted_decode_tok_s:.1f} tokens/s</b>; {where}"
-        )
-
-    def _show_verdict(self, plan: Plan) -> None:
-        good, bad = ("#66bb6a", "#ef5350") if _dark(self) else ("#2e7d32", "#c62828")
-        if plan.fits:
-            text = f"<b style='color:{good}'>✔ Fits.</b> Up to {plan.max_ctx:,} tokens would fit."
-        else:
-            first = plan.reasons[0] if plan.reasons else "Does not fit."
-            first = first.removeprefix("Does not fit:").strip()
-            if not plan.max_ctx:
-                first += " No context fits with these settings."
-            elif f"{plan.max_ctx:,}" not in first:
-                first += f" The largest context that fits is {plan.max_ctx:,} tokens."
-            text = f"<b style='color:{bad}'>✘ Does not fit:</b> {html.escape(first)}"
-        self.verdict.setText(text)
-        can_fit = not plan.fits and plan.max_ctx >= 1
-        self.fit_button.setText(f"Use {plan.max_ctx:,} tokens")
-        self.fit_button.setVisible(can_fit)
+        self.no_slider_note.setText(words.no_slider_text(plan))
+        self.speed_label.setText(words.speed_text(plan))
 
     # --- slots ----------------------------------------------------------------------
 
@@ -334,7 +307,7 @@ class OffloadPanel(QWidget):
 
 
 class OffloadDialog(QDialog):
-    """The panel in a dialog; accepted when Load is pressed."""
+    """The panel in a dialog, Close next to Load; accepted when Load is pressed."""
 
     load_requested = Signal(object)  # Wishes
 
@@ -346,14 +319,15 @@ class OffloadDialog(QDialog):
         parent: QWidget | None = None,
         in_use: str = "",
     ) -> None:
-        """Wrap an :class:`OffloadPanel` with a Close button.
+        """Wrap an :class:`OffloadPanel`, sized to fit the screen it opens on.
 
         ``in_use``: the plan the model is loaded with now, in one line ("" when none).
         """
         super().__init__(parent)
         self.setWindowTitle(f"Offload & Context: {info.path.name}")
         self.panel = OffloadPanel(info, hardware, wishes, self)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        close = self.panel.button_box.addButton(QDialogButtonBox.StandardButton.Close)
+        close.clicked.connect(self.reject)
         layout = QVBoxLayout(self)
         self.in_use_label = QLabel(
             f"Loaded now with this {in_use[0].lower()}{in_use[1:]}. The settings below are "
@@ -366,10 +340,10 @@ class OffloadDialog(QDialog):
         self.in_use_label.setStyleSheet("color: palette(placeholder-text);")
         layout.addWidget(self.in_use_label)
         layout.addWidget(self.panel)
-        layout.addWidget(buttons)
-        buttons.rejected.connect(self.reject)
         self.panel.load_requested.connect(self._on_panel_load_requested)
-        self.resize(860, 900)
+        width, height = DIALOG_SIZE
+        screen = (parent.screen() if parent is not None else self.screen()).availableGeometry()
+        self.resize(min(width, screen.width()), min(height, screen.height() - TITLE_BAR))
 
     def _on_panel_load_requested(self, settings: object) -> None:
         self.load_requested.emit(settings)
