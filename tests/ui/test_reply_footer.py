@@ -38,3 +38,16 @@ def test_a_live_reply_shows_them_too(qtbot) -> None:
     view.finish_reply(done)
     footer = view.bubbles[-1].footer
     assert "first word after 0.25 s" in footer and "stopped" in footer
+
+
+def test_regenerate_is_offered_only_while_a_model_can_answer(qtbot) -> None:
+    view = ChatView()
+    qtbot.addWidget(view)
+    view.show()
+    view.begin_reply()
+    view.finish_reply(ev.Finished(3, 1, 1.0, 1.0, ev.StopReason.END_OF_TURN))
+    last = view.bubbles[-1]
+    view.set_can_reply(False)  # the model was unloaded, or the engine stopped
+    assert last.regenerate_button.isHidden()
+    view.set_can_reply(True)
+    assert not last.regenerate_button.isHidden()

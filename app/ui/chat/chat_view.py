@@ -90,6 +90,7 @@ class ChatView(QScrollArea):
         self._reply: MessageBubble | None = None
         self._reply_started = 0.0
         self._busy = False
+        self._can_reply = True  # a model is loaded (the window says when not)
         self._stick = True
         self._theme = MarkdownTheme()
         bar = self.verticalScrollBar()
@@ -130,6 +131,11 @@ class ChatView(QScrollArea):
     def empty_state(self) -> EmptyState:
         """The empty conversation's welcome, hint and buttons."""
         return self._empty
+
+    def set_can_reply(self, can_reply: bool) -> None:
+        """Whether a model is loaded: Regenerate is offered only when one could answer."""
+        self._can_reply = can_reply
+        self._update_actions()
 
     def set_busy(self, busy: bool) -> None:
         """Hold back Edit and Regenerate (and close open editors) while ``busy``."""
@@ -250,7 +256,9 @@ class ChatView(QScrollArea):
         for bubble in self._bubbles:
             if busy and bubble.editing:
                 bubble.cancel_edit()
-            regenerate = not busy and bubble is last and bubble.role is Role.ASSISTANT
+            regenerate = (
+                self._can_reply and not busy and bubble is last and bubble.role is Role.ASSISTANT
+            )
             bubble.set_actions(edit=not busy, regenerate=regenerate)
 
     def _on_bubble_edit_requested(self, bubble: MessageBubble, text: str) -> None:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal, Slot
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QWidget,
+)
 
 from app.core.chat.budget import MeterLevel, OverflowPolicy, meter
 
 _LEVEL_COLORS = {MeterLevel.OK: "#3d8ee0", MeterLevel.WARN: "#e0a030", MeterLevel.FULL: "#d9534f"}
 _POLICIES = (
-    (OverflowPolicy.STOP, "If full: stop"),
-    (OverflowPolicy.DROP_OLDEST, "If full: drop oldest"),
+    (OverflowPolicy.STOP, "stop"),
+    (OverflowPolicy.DROP_OLDEST, "drop oldest messages"),
 )
+POLICY_CAPTION = "When the chat is full:"
 
 
 class ContextMeter(QWidget):
@@ -31,6 +39,7 @@ class ContextMeter(QWidget):
         self.label = QLabel(self)
         widest = self.label.fontMetrics().horizontalAdvance("888,888 / 8,888,888 tokens")
         self.label.setMinimumWidth(widest)
+        self.policy_caption = QLabel(POLICY_CAPTION, self)
         self.policy_box = QComboBox(self)
         for policy, text in _POLICIES:
             self.policy_box.addItem(text, policy)
@@ -39,9 +48,13 @@ class ContextMeter(QWidget):
             "leave out the oldest turns (the system prompt and pinned messages stay)"
         )
         self.policy_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # its own width, whatever the status bar's message beside it
+        self.policy_box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.policy_box.currentIndexChanged.connect(self._on_policy_box_current_index_changed)
         row.addWidget(self.bar)
         row.addWidget(self.label)
+        row.addSpacing(10)
+        row.addWidget(self.policy_caption)
         row.addWidget(self.policy_box)
         self.used = 0
         self.total = 0

@@ -180,6 +180,7 @@ class ModelController(QObject):
         self._status.setText(status)
         self._meter.set_usage(0, 0)
         self._view.set_empty_hint(NO_MODEL_HINT)
+        self._view.set_can_reply(False)
 
     def _change_load(self, load: LoadSettings) -> None:
         settings = dataclasses.replace(self._settings(), load=load)
@@ -228,6 +229,7 @@ class ModelController(QObject):
             facts.warnings, self._settings().load.template is TemplateChoice.MODEL
         )
         self._composer.set_ready(True)
+        self._view.set_can_reply(True)
         if self._composer.image_panel is not None:
             reason = facts.vision_error or (
                 "This model has no vision projector: put its mmproj*.gguf next to the model "
