@@ -229,3 +229,12 @@ def test_controls_use_the_core_ranges(dialog: SettingsDialog) -> None:
     assert fields["top_k"].maximum() == 200 and fields["max_tokens"].maximum() == 32768
     assert fields["temperature"].spin.maximum() == 2.0
     assert "adventurous" in fields["temperature"].toolTip()
+
+
+def test_token_counts_read_as_everywhere_else(dialog) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QSpinBox
+
+    spins = [w for w in dialog.findChildren(QSpinBox) if w.suffix() == " tokens"]
+    assert len(spins) == 1
+    spins[0].setValue(2048)
+    assert spins[0].text() == "2,048 tokens"

@@ -121,6 +121,7 @@ class SamplingPage(QWidget):
         top_k.setSpecialValueText("Off")  # 0, the default for both
         min_p.spin.setSpecialValueText("Off")
         max_tokens.setSuffix(" tokens")
+        max_tokens.setGroupSeparatorShown(True)  # 2,048 tokens, as everywhere else
         max_tokens.setSingleStep(256)
         self.reset_button = QPushButton("Reset to Defaults")
         self.reset_button.setToolTip("Meta's recommended Llama 4 sampling settings.")
