@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from app.core.errors import HerdError
-from app.core.hub import library
-from app.core.hub.catalog import QuantOption, RepoQuants
+from app.core.hub import catalog, library
+from app.core.hub.catalog import CURATED, QuantOption, RepoQuants
+from app.core.hub.errors import RepoNotFoundError
 from app.core.hub.jobs import (
     DownloadControl,
     DownloadDone,
@@ -153,9 +154,14 @@ def run_pull(
     service = HubService(paths, environ=os.environ if environ is None else environ)
     service.offline = args.offline
     if "/" not in args.repo.strip("/"):
-        return _fail(f"{args.repo!r} is not a repository name; use owner/name.")
+        return _matches(service, args.repo.strip())
     try:
         quants = service.quants(args.repo.strip("/"))
+    except RepoNotFoundError:
+        return _matches(service, args.repo.strip("/"))
+    except HerdError as exc:
+        return _fail(exc.one_line())
+    try:
         if not quants.quants:
             return _fail(f"{quants.repo_id} has no GGUF model files.")
         if args.list:
@@ -166,6 +172,30 @@ def run_pull(
         return _fail(exc.one_line())
     request = DownloadRequest.for_quant(quants, option, projector=not args.no_projector)
     return _download(service, request)
+
+
+def _matches(service: HubService, term: str) -> int:
+    """No repository has that exact name: list the GGUF repositories matching it (exit 2)."""
+    low = term.lower()
+    names = [c.repo_id for c in CURATED if low in c.repo_id.lower()]
+    note = ""
+    if not service.offline:
+        try:
+            names += [h.repo_id for h in catalog.search(service.client(), term, limit=20)]
+        except HerdError as exc:
+            note = f" (the Hub could not be searched: {exc.user_message})"
+    found = list(dict.fromkeys(names))  # curated first, each once
+    missing = f"{term} was not found on the Hub" if "/" in term else f"no repository is {term!r}"
+    if not found:
+        return _fail(
+            f"{missing.replace('no repository', 'No repository', 1)}, and none matches it{note}. "
+            "Try a word like scout or maverick, or a full owner/name."
+        )
+    _err(f"herd: {missing}; these match it{note}:")
+    for name in found:
+        _out(name)
+    _err("herd: pull one with `herd pull OWNER/NAME` (add --list to see its quants).")
+    return EXIT_ERROR
 
 
 def _print_quants(service: HubService, quants: RepoQuants, *, planned: bool) -> None:

@@ -149,3 +149,18 @@ def test_pull_list_plan_on_a_real_layout(hub, herd_env, capsys, model_cache_dir)
     assert main(["pull", "herd-test/Real-Cli-GGUF", "--list", "--plan"]) == 0
     out = capsys.readouterr().out
     assert "Q4_K_M" in out and "(planner)" in out
+
+
+def test_pull_takes_a_search_term_and_lists_what_matches(herd_env, capsys):
+    assert main(["pull", "scout"]) == 2  # nothing downloaded: a choice is needed
+    out, err = capsys.readouterr()
+    assert SCOUT in out.splitlines()  # the test Hub's repository that matches
+    assert "no repository is 'scout'; these match it" in err and "herd pull OWNER/NAME" in err
+    assert not any((herd_env).rglob("*.gguf"))
+
+
+def test_pull_of_a_missing_repository_searches_for_its_words(herd_env, capsys):
+    assert main(["pull", "herd-test/no-such-repo-at-all"]) == 2
+    err = capsys.readouterr().err
+    assert "herd-test/no-such-repo-at-all was not found on the Hub" in err
+    assert "Try a word like scout" in err
