@@ -2,10 +2,14 @@
 
     .venv/bin/python bench/screenshots.py [OUT_DIR] [--model GGUF] [--prompt TEXT]
 
-Loads the demo model (SmolLM2-135M-Instruct) unless --model is given, and saves
-``empty.png``, ``code_and_table.png``, ``chat.png``, ``crash_banner.png`` and
-``crash_details.png``, each also as
-``*-dark.png``, into OUT_DIR (default: ``screenshots/`` at the repo root).
+Loads the demo model (SmolLM2-135M-Instruct) unless --model is given, and saves, for each
+window size (``--sizes``, default 1280x800 and 1600x1000) and each theme:
+``restored`` (the last chat reopened at start-up), ``first_run`` (the demo loaded, with the
+advice on which Llama 4 to get), ``code_and_table``, ``chat``, ``settings`` (the dialog),
+``image_refused`` (the error banner), ``crash_banner`` and ``crash_details``, named
+``NAME-WxH[-dark].png``, into OUT_DIR (default: ``screenshots/`` at the repo root).
+The Offload & Context dialog and the Model Manager have their own scripts
+(``bench/offload_screenshots.py``, ``bench/model_manager_screenshots.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QStyleFactory  # noqa: E402
+from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget  # noqa: E402
 
 from app.core.demo import demo_model_path  # noqa: E402
 from app.core.paths import AppPaths  # noqa: E402
@@ -106,17 +110,24 @@ def settle(ms: int = 150) -> None:
         time.sleep(0.01)
 
 
-def shoot(window: MainWindow, out: Path, name: str, suffix: str) -> None:
+def shoot(widget: QWidget, out: Path, name: str, suffix: str) -> None:
     settle()
     path = out / f"{name}{suffix}.png"
-    window.grab().save(str(path))
+    widget.grab().save(str(path))
     print(f"saved {path}")
 
 
-def run_theme(app: QApplication, model: Path, out: Path, suffix: str, prompt: str) -> None:
+def run_theme(model: Path, out: Path, suffix: str, prompt: str, size: tuple[int, int]) -> None:
+    from app.core.chat.session import OPEN_STATE_KEY
+    from app.core.chat.store import ChatStore
+    from app.ui.settings.settings_dialog import SettingsDialog
+
+    suffix = f"-{size[0]}x{size[1]}{suffix}"
     with tempfile.TemporaryDirectory() as tmp:
         paths = AppPaths.under(Path(tmp)).ensure()
         code_chat = seed_history(paths)
+        with ChatStore(paths.chats_db) as store:  # open when Herd "last closed"
+            store.set_state(OPEN_STATE_KEY, str(code_chat))
         base = Settings()
         settings = dataclasses.replace(
             base,
@@ -124,12 +135,15 @@ def run_theme(app: QApplication, model: Path, out: Path, suffix: str, prompt: st
             sampling=dataclasses.replace(base.sampling, seed=7, max_tokens=200),
         )
         window = MainWindow(paths, settings)
+        window.resize(*size)
         window.show()
         try:
+            shoot(window, out, "restored", suffix)
             window.load_model(model)
             if not wait_for(window.bridge.loaded, 60):
                 raise SystemExit("the model did not load")
-            shoot(window, out, "empty", suffix)
+            window.conversations.new_chat()
+            shoot(window, out, "first_run", suffix)
 
             window.conversations.open(code_chat)
             shoot(window, out, "code_and_table", suffix)
@@ -139,6 +153,18 @@ def run_theme(app: QApplication, model: Path, out: Path, suffix: str, prompt: st
             if not wait_for(window.bridge.reply_finished, 120):
                 raise SystemExit("no reply")
             shoot(window, out, "chat", suffix)
+
+            dialog = SettingsDialog(window.settings, window.presets, window)
+            dialog.show()
+            shoot(dialog, out, "settings", suffix)
+            dialog.close()
+
+            broken = Path(tmp) / "holiday.jpg"
+            broken.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+            if window.composer.image_panel is not None:
+                window.composer.image_panel.add_paths([broken])
+                settle(600)
+            shoot(window, out, "image_refused", suffix)
 
             window.send_message(CRASH_PROMPT)
             wait_for(window.bridge.token_batch, 60)
@@ -160,6 +186,9 @@ def main() -> int:
     parser.add_argument("out", nargs="?", default=str(REPO / "screenshots"))
     parser.add_argument("--model", default=None, help="a .gguf (default: the demo model)")
     parser.add_argument("--prompt", default=PROMPT)
+    parser.add_argument(
+        "--sizes", default="1280x800,1600x1000", help="window sizes, WxH, comma-separated"
+    )
     args = parser.parse_args()
     model = Path(args.model) if args.model else demo_model_path()
     if model is None:
@@ -172,9 +201,11 @@ def main() -> int:
     app.setApplicationName("Herd")
     app.setStyle(QStyleFactory.create("Fusion"))
     light = app.style().standardPalette()
-    for palette, suffix in ((light, ""), (dark_palette(), "-dark")):
-        app.setPalette(palette)
-        run_theme(app, model, out, suffix, args.prompt)
+    sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
+    for width, height in sizes:
+        for palette, suffix in ((light, ""), (dark_palette(), "-dark")):
+            app.setPalette(palette)
+            run_theme(model, out, suffix, args.prompt, (width, height))
     return 0
 
 
