@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.core.chat.session import open_history
@@ -67,11 +68,20 @@ def open_history_or_ask(
                 return None
 
 
+ICON = Path(__file__).resolve().parents[2] / "assets" / "herd.svg"
+
+
+def app_icon() -> QIcon:
+    """Herd's icon (``assets/herd.svg``); an empty icon if the file is missing."""
+    return QIcon(str(ICON)) if ICON.is_file() else QIcon()
+
+
 def run_app(paths: AppPaths, settings: Settings, model: Path | None) -> int:
     """Open the chat window and run until it closes; returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("Herd")
+    app.setWindowIcon(app_icon())
     app.setApplicationDisplayName("Herd")
     app.setDesktopFileName("herd")
     if STYLESHEET.is_file():

@@ -80,3 +80,12 @@ def test_the_model_bar_wraps_between_phrases_not_inside_them() -> None:
         "8,192\u00a0tokens\u00a0of\u00a0context",
         "about\u00a0147\u00a0tok/s",
     ]
+
+
+def test_the_app_has_its_icon(qapp) -> None:  # noqa: ANN001
+    from app.ui.app import ICON, app_icon
+
+    assert ICON.is_file()
+    icon = app_icon()
+    assert not icon.isNull()
+    assert not icon.pixmap(64, 64).toImage().isNull()
