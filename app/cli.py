@@ -35,6 +35,7 @@ from app.core.model_wishes import WISHES_FILE, WishStore
 from app.core.paths import AppPaths
 from app.core.plan.words import describe as describe_plan
 from app.core.settings import SamplingSettings, Settings
+from app.core.units import size_text
 from app.core.vision import check_image
 from app.machine_args import described_hardware, wishes_from_args
 
@@ -50,11 +51,7 @@ def fail(message: str) -> int:
 
 
 def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
+    return size_text(n)
 
 
 def info(model: str, *, as_json: bool) -> int:
