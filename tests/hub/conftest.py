@@ -10,7 +10,8 @@ import pytest
 from app.core.hub.client import HubClient, HubConfig
 from app.core.hub.download import Downloader
 from app.core.paths import AppPaths
-from tests.hub.hub_server import FakeHub, gated_repo, scout_repo
+from tests.hub.hub_repos import gated_repo, scout_repo
+from tests.hub.hub_server import FakeHub
 
 
 @pytest.fixture(scope="session")

@@ -6,72 +6,25 @@ It serves the routes huggingface_hub 2.x calls: model info with file metadata
 ``X-Repo-Commit``, ``Content-Length``, ``X-Linked-Size``/``X-Linked-Etag`` and HTTP Range.
 Faults on demand: cut the connection after N bytes of a file, corrupt one byte, a gated
 repository (401 without the token, 403 with a wrong one), a server that ignores Range.
+What it serves (files, repositories) is :mod:`tests.hub.hub_repos`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 import re
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.hub.hub_repos import COMMIT, HubFile, HubRepo, gguf_bytes
+
+__all__ = ["COMMIT", "TOKEN", "FakeHub", "Faults", "HubFile", "HubRepo", "gguf_bytes"]
+
 TOKEN = "hf_herd_test_token"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def gguf_bytes(size: int, seed: int) -> bytes:
-    """``size`` bytes that start like a GGUF (magic, version 3, no tensors) then noise."""
-    head = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
-    return head + random.Random(seed).randbytes(max(size - len(head), 0))
-
-
-@dataclass
-class HubFile:
-    """One file of a repository: in memory, or on disk (big benchmark files)."""
-
-    name: str
-    data: bytes | None = None
-    path: Path | None = None
-    lfs: bool = True
-    sha256: str = ""
-    size: int = 0
-    listed_size: int | None = None  # what model info advertises (screenshots of big repos)
-
-    def __post_init__(self) -> None:
-        if self.data is not None:
-            self.size = len(self.data)
-            self.sha256 = self.sha256 or hashlib.sha256(self.data).hexdigest()
-        elif self.path is not None:
-            self.size = self.path.stat().st_size
-            if not self.sha256:
-                h = hashlib.sha256()
-                with self.path.open("rb") as fh:
-                    while block := fh.read(1 << 22):
-                        h.update(block)
-                self.sha256 = h.hexdigest()
-
-    @property
-    def git_oid(self) -> str:
-        return hashlib.sha1(self.name.encode()).hexdigest()
-
-
-@dataclass
-class HubRepo:
-    """A model repository at one commit."""
-
-    repo_id: str
-    files: dict[str, HubFile]
-    commit: str = COMMIT
-    gated: bool = False
-    downloads: int = 0
 
 
 @dataclass
@@ -263,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "downloads": r.downloads,
                 "likes": 0,
                 "gated": "manual" if r.gated else False,
-                "tags": ["gguf"],
+                "tags": r.tags,
             }
             for r in self.server_hub.repos.values()
             if text in r.repo_id.lower()
@@ -289,7 +242,10 @@ class _Handler(BaseHTTPRequestHandler):
                 "sha": repo.commit,
                 "gated": "manual" if repo.gated else False,
                 "private": False,
-                "tags": ["gguf"],
+                "downloads": repo.downloads,
+                "likes": 0,
+                "tags": repo.tags,
+                "cardData": repo.card_data,
                 "siblings": siblings,
             }
         )
@@ -396,60 +352,3 @@ class _Handler(BaseHTTPRequestHandler):
                         time.sleep(0.01)
         except (BrokenPipeError, ConnectionResetError):
             pass
-
-
-def scout_repo(repo_id: str = "herd-test/Llama-4-Scout-17B-16E-Instruct-GGUF") -> HubRepo:
-    """A repository with a split Q4_K_M, a single-file Q8_0, a projector and a README."""
-    stem = "Llama-4-Scout-17B-16E-Instruct"
-    files = [
-        HubFile(f"Q4_K_M/{stem}-Q4_K_M-00001-of-00002.gguf", gguf_bytes(300_000, 1)),
-        HubFile(f"Q4_K_M/{stem}-Q4_K_M-00002-of-00002.gguf", random.Random(2).randbytes(200_000)),
-        HubFile(f"{stem}-Q8_0.gguf", gguf_bytes(640_000, 3)),
-        HubFile("mmproj-F16.gguf", gguf_bytes(50_000, 4)),
-        HubFile("README.md", b"# tiny test repo\n", lfs=False),
-    ]
-    return HubRepo(repo_id, {f.name: f for f in files}, downloads=10)
-
-
-def gated_repo(repo_id: str = "herd-test/Gated-Llama-4-GGUF") -> HubRepo:
-    """A gated repository with one small model file."""
-    f = HubFile("Gated-Q4_K_M.gguf", gguf_bytes(40_000, 5))
-    return HubRepo(repo_id, {f.name: f}, gated=True, commit="f" * 40)
-
-
-def showcase_repo(
-    repo_id: str = "unsloth/Llama-4-Scout-17B-16E-Instruct-GGUF", real_q4: Path | None = None
-) -> HubRepo:
-    """A repository that lists Scout-sized quants (about the real sizes; tiny bodies).
-
-    With ``real_q4`` (a header-only real-layout GGUF) its Q4_K_M is that file, so the
-    planner can judge it from its headers.
-    """
-    stem = "Llama-4-Scout-17B-16E-Instruct"
-    gb = 1_000_000_000
-    sizes = {
-        "UD-IQ1_S": 29.6,
-        "UD-IQ2_XXS": 35.8,
-        "UD-Q2_K_XL": 42.2,
-        "UD-Q3_K_XL": 49.0,
-        "Q4_K_M": 65.4,
-        "UD-Q4_K_XL": 60.7,
-        "Q5_K_M": 76.5,
-        "Q6_K": 88.4,
-        "Q8_0": 114.5,
-    }
-    files = []
-    for i, (quant, size) in enumerate(sizes.items()):
-        parts = max(1, int(size // 49) + 1) if size > 50 else 1
-        for p in range(1, parts + 1):
-            name = f"{quant}/{stem}-{quant}" + (f"-{p:05d}-of-{parts:05d}" if parts > 1 else "")
-            files.append(
-                HubFile(
-                    f"{name}.gguf", gguf_bytes(64, i * 10 + p), listed_size=int(size * gb / parts)
-                )
-            )
-    if real_q4 is not None:
-        files = [f for f in files if "/Q4_K_M/" not in f"/{f.name}"]
-        files.append(HubFile(f"Q4_K_M/{stem}-Q4_K_M.gguf", path=real_q4, sha256="ab" * 32))
-    files.append(HubFile("mmproj-F16.gguf", gguf_bytes(64, 99), listed_size=int(1.75 * gb)))
-    return HubRepo(repo_id, {f.name: f for f in files}, downloads=48_213)

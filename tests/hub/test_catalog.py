@@ -97,7 +97,9 @@ def test_verdicts_for_a_24gb_gpu_with_64gb_ram():
     assert mid.fit is Fit.EXPERTS_CPU and 3 < mid.tok_s < small.tok_s
     assert mid.text().startswith("experts in CPU memory at about")
     assert huge.fit is Fit.NO_FIT and huge.text() == "does not fit"
-    assert recommend([(15 * GiB, small), (61 * GiB, mid), (230 * GiB, huge)]) == 0
+    judged = [(15 * GiB, small), (61 * GiB, mid), (230 * GiB, huge)]
+    assert recommend(judged) == 0  # without names: nothing says the small one is 1-bit
+    assert recommend(judged, ["IQ1_S", "Q4_K_M", "Q4_K_M"]) == 1
 
 
 def test_recommendation_without_a_gpu_and_when_nothing_fits():

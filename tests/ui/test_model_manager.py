@@ -16,7 +16,9 @@ from app.core.hub.jobs import DownloadQueue, JobState
 from app.core.hub.service import HubService
 from app.core.paths import AppPaths
 from app.ui.models.model_manager import ModelManagerDialog
-from tests.hub.hub_server import TOKEN, FakeHub, gated_repo, scout_repo, showcase_repo
+from app.ui.models.quant_table import CHECKING, CONTEXT, FIT, PICK, QUANT, SIZE
+from tests.hub.hub_repos import gated_repo, scout_repo, showcase_repo
+from tests.hub.hub_server import TOKEN, FakeHub
 
 SCOUT = "herd-test/Llama-4-Scout-17B-16E-Instruct-GGUF"
 GATED = "herd-test/Gated-Llama-4-GGUF"
@@ -71,6 +73,10 @@ def _open_repo(qtbot, dlg: ModelManagerDialog, query: str, repo_id: str) -> None
         dlg.repo_list.setCurrentItem(target)
 
 
+def _column(table, column: int) -> list[str]:
+    return [table.item(r, column).text() for r in range(table.rowCount())]
+
+
 def _download_selected(qtbot, dlg: ModelManagerDialog, signal, row: int | None = None) -> None:
     if row is not None:
         dlg.quant_table.selectRow(row)
@@ -84,11 +90,11 @@ def test_catalog_shows_quants_with_verdicts_and_the_recommended_one(qtbot, dialo
     _open_repo(qtbot, dialog, "scout", SCOUT)
     table = dialog.quant_table
     assert table.rowCount() == 2
-    assert [table.item(r, 0).text() for r in range(2)] == ["Q4_K_M", "Q8_0"]
-    assert table.item(0, 2).text() == "2 parts"
-    assert "all on GPU" in table.item(0, 3).text()
-    assert "recommended" in table.item(1, 4).text() and table.item(1, 0).font().bold()
-    assert table.item(0, 4).text() == ""
+    assert [table.item(r, QUANT).text() for r in range(2)] == ["Q4_K_M", "Q8_0"]
+    assert table.item(0, SIZE).toolTip().startswith("2 files")
+    assert table.item(0, FIT).text().startswith("fits on GPU, ~")
+    assert "recommended" in table.item(1, PICK).text() and table.item(1, QUANT).font().bold()
+    assert table.item(0, PICK).text() == ""
     assert "mmproj-F16.gguf" in dialog.projector_label.text()
     assert dialog.download_button.isEnabled() and "Q8_0" in dialog.download_button.text()
 
@@ -198,15 +204,14 @@ def test_screenshot(qtbot, dialog, hub, paths, tmp_path, model_cache_dir):
     with qtbot.waitSignal(dialog.bridge.quants_ready, timeout=TIMEOUT_MS):
         dialog.repo_list.setCurrentItem(item)
     table = dialog.quant_table
-    q4 = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "Q4_K_M")
+    q4 = _column(table, QUANT).index("Q4_K_M")
+    qtbot.waitUntil(lambda: CHECKING not in _column(table, CONTEXT), timeout=TIMEOUT_MS)
     if real is not None:
-        with qtbot.waitSignal(dialog.bridge.quant_planned, timeout=TIMEOUT_MS):
-            table.selectRow(q4)
-        assert "k context" in table.item(q4, 3).text()
-    texts = [table.item(r, 3).text() for r in range(table.rowCount())]
-    assert any("experts in CPU memory" in t for t in texts)
+        assert table.item(q4, CONTEXT).text().endswith(" tokens")
+    texts = _column(table, FIT)
+    assert any("experts in RAM" in t for t in texts)
     assert any("does not fit" in t for t in texts)
-    picks = [table.item(r, 4).text() for r in range(table.rowCount())]
+    picks = _column(table, PICK)
     assert sum("recommended" in t for t in picks) == 1
     dialog.resize(1100, 640)
     out = Path(os.environ.get("HERD_SCREENSHOTS") or tmp_path)
@@ -255,6 +260,7 @@ def test_selected_quant_gets_the_planners_verdict(qtbot, dialog, hub, model_cach
     with qtbot.waitSignal(dialog.bridge.quant_planned, timeout=TIMEOUT_MS) as planned:
         dialog.repo_list.setCurrentRow(0)
     assert planned.args[0] == repo.repo_id and planned.args[2].planned
-    cell = dialog.quant_table.item(0, 3)
-    assert "k context" in cell.text() and "experts in CPU memory" in cell.text()
+    cell = dialog.quant_table.item(0, FIT)
+    assert cell.text().startswith("experts in RAM, ~")
     assert "planner" in cell.toolTip()
+    assert dialog.quant_table.item(0, CONTEXT).text() == "32,768 tokens"

@@ -3,6 +3,9 @@
 A quant is one loadable model: a single ``.gguf`` or a split set
 (``*-00001-of-0000N.gguf``) counted as one entry with the total size. Projector files
 (``mmproj*``) are listed apart. Offline, a repository's quants come from the local cache.
+A repository's card (:func:`repo_card`) adds what the Model Manager shows about it: the
+model's parameter counts (Meta's model cards, recognised from the name), its licence and
+downloads (the Hub's model info) and whether it can see images (it has a projector).
 """
 
 from __future__ import annotations
@@ -43,6 +46,57 @@ CURATED: tuple[CuratedRepo, ...] = (
         "lmstudio-community/Llama-4-Maverick-17B-128E-Instruct-GGUF", "Maverick", "LM Studio"
     ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """A Llama 4 model's size, from Meta's model cards."""
+
+    family: str  # "Scout"
+    total: str  # "109B" parameters in all
+    active: str  # "17B" parameters used per token
+    experts: int  # routed experts per MoE layer
+
+    def text(self) -> str:
+        """``109B total, 17B active, 16 experts``."""
+        return f"{self.total} total, {self.active} active, {self.experts} experts"
+
+
+SCOUT_FACTS = ModelFacts("Scout", "109B", "17B", 16)
+MAVERICK_FACTS = ModelFacts("Maverick", "400B", "17B", 128)
+
+# The Hub's licence ids, as their owners name them; others are shown as they are.
+LICENCES = {
+    "llama4": "Llama 4 Community License",
+    "llama3.3": "Llama 3.3 Community License",
+    "llama3.2": "Llama 3.2 Community License",
+    "llama3.1": "Llama 3.1 Community License",
+    "apache-2.0": "Apache 2.0",
+    "mit": "MIT",
+    "gemma": "Gemma Terms of Use",
+    "other": "its own licence (see the model card)",
+}
+
+
+def model_facts(name: str) -> ModelFacts | None:
+    """Scout's or Maverick's facts for a repository or file name, else None."""
+    low = name.lower()
+    if "maverick" in low or "17b-128e" in low:
+        return MAVERICK_FACTS
+    if "scout" in low or "17b-16e" in low:
+        return SCOUT_FACTS
+    return None
+
+
+def licence_name(licence: str) -> str:
+    """A licence id in words (``llama4``: ``Llama 4 Community License``); "" stays ""."""
+    return LICENCES.get(licence.lower(), licence)
+
+
+def curated(repo_id: str) -> CuratedRepo | None:
+    """The curated entry for ``repo_id``, if Herd recommends it."""
+    return next((c for c in CURATED if c.repo_id == repo_id), None)
+
 
 SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 QUANT_RE = re.compile(
@@ -85,6 +139,13 @@ class RepoQuants:
     projectors: tuple[RemoteFile, ...]
     gated: bool = False
     from_cache: bool = False
+    license: str = ""  # the Hub's licence id; "" when unknown (offline, or not stated)
+    downloads: int | None = None  # last 30 days, from the Hub; None offline
+
+    @property
+    def vision(self) -> bool:
+        """Whether the repository has a vision projector (the model can see images)."""
+        return bool(self.projectors)
 
     def find(self, quant: str) -> QuantOption:
         """The quant named ``quant`` (case does not matter).
@@ -155,6 +216,8 @@ def group_quants(listing: RepoListing, from_cache: bool = False) -> RepoQuants:
         tuple(projectors),
         gated=listing.gated,
         from_cache=from_cache,
+        license=listing.license,
+        downloads=listing.downloads,
     )
 
 
@@ -194,3 +257,46 @@ def search(client: HubClient, query: str, limit: int = 40) -> list[RepoSummary]:
     hits = client.search(query, limit=limit)
     curated = {c.repo_id for c in CURATED}
     return sorted(hits, key=lambda h: (h.repo_id not in curated, -h.downloads))
+
+
+@dataclass(frozen=True, slots=True)
+class RepoCard:
+    """What the Model Manager says about a repository before its files are chosen."""
+
+    repo_id: str
+    title: str  # "Llama 4 Scout" for a curated repository, else the repository's name
+    publisher: str  # "unsloth", "LM Studio"; the owner for others
+    note: str = ""  # "dynamic UD quants"
+    facts: ModelFacts | None = None
+    licence: str = ""  # in words; "" when unknown
+    downloads: int | None = None  # last 30 days
+    vision: bool | None = None  # None until the files are listed
+    gated: bool = False
+
+    def downloads_text(self) -> str:
+        """``48,213 downloads last month``, or "" when unknown."""
+        if self.downloads is None:
+            return ""
+        return f"{self.downloads:,} download{'s' * (self.downloads != 1)} last month"
+
+
+def repo_card(repo_id: str, quants: RepoQuants | None = None) -> RepoCard:
+    """The card of ``repo_id``: from the curated list and the name, then from its listing."""
+    owner, _, name = repo_id.partition("/")
+    c = curated(repo_id)
+    facts = model_facts(repo_id)
+    title = f"Llama 4 {c.family}" if c else name or repo_id
+    card = RepoCard(repo_id, title, c.publisher if c else owner, c.note if c else "", facts)
+    if quants is None:
+        return card
+    return RepoCard(
+        repo_id,
+        card.title,
+        card.publisher,
+        card.note,
+        facts,
+        licence=licence_name(quants.license),
+        downloads=quants.downloads,
+        vision=quants.vision,
+        gated=quants.gated,
+    )

@@ -16,7 +16,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx2
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfApi, ModelCardData, get_hf_file_metadata, hf_hub_url
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
@@ -66,6 +66,8 @@ class RepoListing:
     commit: str
     files: tuple[RemoteFile, ...]
     gated: bool = False
+    license: str = ""  # the Hub's licence id ("llama4", "apache-2.0"); "" when not stated
+    downloads: int | None = None  # the Hub's count for the last 30 days; None when unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class RepoSummary:
     likes: int = 0
     gated: bool = False
     last_modified: datetime | None = None
+    license: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,14 @@ class HubClient:
             )
             for s in info.siblings or ()
         )
-        return RepoListing(repo_id, info.sha or revision, files, gated=bool(info.gated))
+        return RepoListing(
+            repo_id,
+            info.sha or revision,
+            files,
+            gated=bool(info.gated),
+            license=licence_id(info.card_data, info.tags),
+            downloads=info.downloads,
+        )
 
     def search(self, query: str, limit: int = 40) -> list[RepoSummary]:
         """GGUF repositories whose name matches ``query``, most downloaded first."""
@@ -130,6 +140,7 @@ class HubClient:
                     likes=m.likes or 0,
                     gated=bool(m.gated),
                     last_modified=m.last_modified,
+                    license=licence_id(None, m.tags),
                 )
                 for m in hits
             ]
@@ -186,6 +197,26 @@ class HubClient:
                 f"Offline mode is on, so Herd cannot {what}.",
                 "Turn offline mode off to reach the Hub; downloaded models still work.",
             )
+
+
+def licence_id(card: ModelCardData | None, tags: list[str] | None) -> str:
+    """A repository's licence id from its card's metadata, else from its ``license:`` tag.
+
+    A card with ``license: other`` names its own licence in ``license_name`` (Meta's Llama 4
+    repositories: ``llama4``).
+    """
+    if card is not None:
+        value = card.get("license")
+        value = value[0] if isinstance(value, list) and value else value
+        name = card.get("license_name")
+        if value == "other" and isinstance(name, str) and name:
+            return name
+        if isinstance(value, str) and value:
+            return value
+    for tag in tags or ():
+        if tag.startswith("license:"):
+            return tag.removeprefix("license:")
+    return ""
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -52,20 +52,20 @@ def fetch_header(
             pass
     where = client.locate(repo_id, f.name, revision)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    n, fetched = FIRST_READ, 0
+    n, data = FIRST_READ, b""
     while True:
         n = min(n, f.size)
-        data = client.read_range(where, 0, n - 1)
-        fetched += len(data)
+        if n > len(data):  # only the bytes not fetched yet: a Scout header is about 13 MB
+            data += client.read_range(where, len(data), n - 1)
         with dest.open("wb") as out:
             out.write(data)
             out.truncate(f.size)
         try:
             head = read_part(dest, index)
             if head.data_offset <= len(data):
-                return fetched
+                return len(data)
         except ModelFileError as exc:
-            if n >= f.size or n >= MAX_HEADER:
+            if n >= f.size or n >= MAX_HEADER or len(data) < n:  # the file ended early
                 dest.unlink(missing_ok=True)
                 raise HubError(
                     f"{f.name} does not look like a GGUF model: {exc.user_message}",

@@ -105,5 +105,5 @@ class HubService:
 def verdicts(quants: RepoQuants, hardware: Hardware) -> tuple[list[Verdict], int | None]:
     """Each quant's verdict on ``hardware``, and the index of the one to recommend."""
     judged = [judge(q.size, f"{quants.repo_id} {q.first_file}", hardware) for q in quants.quants]
-    best = recommend([(q.size, v) for q, v in zip(quants.quants, judged, strict=True)])
-    return judged, best
+    sizes = [(q.size, v) for q, v in zip(quants.quants, judged, strict=True)]
+    return judged, recommend(sizes, [q.quant for q in quants.quants])

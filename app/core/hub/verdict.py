@@ -6,13 +6,18 @@ of its bytes in dense weights (attention, shared expert, embeddings) and reads 1
 routed experts per token; Maverick keeps about 3.5% dense and reads 1 of 128. The memory
 margins and bandwidth figures are the planner's own; once downloaded, ``herd plan`` and the
 offload panel give the exact plan.
+
+Each quant also gets a quality hint from its family (what the llama.cpp community reports
+for perplexity and answers: Q8_0 and Q6_K near-lossless, Q5 and Q4_K_M good, Q3 fair, Q2
+low, IQ1 very low), so a 1-bit quant's speed does not pass for the best choice.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from app.core.hardware.probe import Hardware
 from app.core.plan.bandwidth import cpu_bandwidth, gpu_bandwidth
@@ -66,14 +71,74 @@ class Verdict:
         return self.fit is not Fit.NO_FIT
 
     def text(self) -> str:
-        """``all on GPU, about 40 tok/s`` / ``experts in CPU memory at about 9 tok/s``."""
+        """``all on GPU, about 40 tok/s`` / ``experts in CPU memory at about 9 tok/s``.
+
+        A planner verdict adds its context: ``…, 32,768 tokens of context``.
+        """
         if self.fit is Fit.NO_FIT:
             return "does not fit"
         if self.fit is Fit.EXPERTS_CPU:
             text = f"experts in CPU memory at about {self.tok_s:.0f} tok/s"
         else:
             text = f"{self.fit.value}, about {self.tok_s:.0f} tok/s"
-        return f"{text}, {self.n_ctx // 1024}k context" if self.planned and self.n_ctx else text
+        if self.planned and self.n_ctx:
+            return f"{text}, {self.n_ctx:,} tokens of context"
+        return text
+
+    def badge(self) -> str:
+        """The short form for a badge: ``fits on GPU, ~40 tok/s``, ``experts in RAM, ~9 tok/s``."""
+        if self.fit is Fit.NO_FIT:
+            return "does not fit"
+        where = {Fit.ALL_GPU: "fits on GPU", Fit.EXPERTS_CPU: "experts in RAM"}
+        speed = f"~{self.tok_s:.0f}" if self.tok_s >= 1 else "<1"
+        return f"{where.get(self.fit, 'CPU only')}, {speed} tok/s"
+
+
+class Quality(IntEnum):
+    """How close a quant's answers stay to the original weights' (higher is closer)."""
+
+    VERY_LOW = 1
+    LOW = 2
+    FAIR = 3
+    GOOD = 4
+    NEAR_LOSSLESS = 5
+    ORIGINAL = 6
+
+    def text(self) -> str:
+        """The hint shown beside the quant."""
+        return QUALITY_WORDS[self]
+
+
+QUALITY_WORDS = {
+    Quality.VERY_LOW: "very low — answers suffer",
+    Quality.LOW: "low",
+    Quality.FAIR: "fair",
+    Quality.GOOD: "good",
+    Quality.NEAR_LOSSLESS: "near-lossless",
+    Quality.ORIGINAL: "original precision",
+}
+_FAMILIES = (  # first match wins; matched on the name without unsloth's "UD-"
+    (re.compile(r"^(F32|F16|BF16)$"), Quality.ORIGINAL),
+    (re.compile(r"^(Q8|Q6)_"), Quality.NEAR_LOSSLESS),
+    (re.compile(r"^(Q5_|Q4_|IQ4_|MXFP4)"), Quality.GOOD),
+    (re.compile(r"^I?Q3_"), Quality.FAIR),
+    (re.compile(r"^I?Q2_"), Quality.LOW),
+    (re.compile(r"^(IQ1_|TQ1_|TQ2_)"), Quality.VERY_LOW),
+)
+# Well below 3 bits per weight (IQ2_XXS 2.06, IQ2_XS 2.31, the 1-bit ones): never suggested
+# while a quant of real precision runs (the first-run advice draws the same line).
+_TOO_COARSE = re.compile(r"^(IQ1_|TQ1_|TQ2_|IQ2_XXS$|IQ2_XS$)")
+
+
+def quality(quant: str) -> Quality | None:
+    """The quality hint of a quant name (``UD-Q4_K_XL``: good); None for an unknown name."""
+    bare = quant.upper().removeprefix("UD-")
+    return next((q for pattern, q in _FAMILIES if pattern.match(bare)), None)
+
+
+def too_coarse(quant: str) -> bool:
+    """Whether a quant is so coarse that answers clearly suffer (IQ1, IQ2_XXS, IQ2_XS)."""
+    return bool(_TOO_COARSE.match(quant.upper().removeprefix("UD-")))
 
 
 def judge(size: int, name: str, hardware: Hardware) -> Verdict:
@@ -106,22 +171,64 @@ def judge(size: int, name: str, hardware: Hardware) -> Verdict:
     return Verdict(Fit.NO_FIT, 0.0)
 
 
-def recommend(verdicts: Sequence[tuple[int, Verdict]]) -> int | None:
+def recommend(
+    verdicts: Sequence[tuple[int, Verdict]], names: Sequence[str] | None = None
+) -> int | None:
     """Index of the quant to suggest among (size, verdict) pairs, or None if none fits.
 
-    The largest that runs all on the GPU; else the largest that still makes a usable chat
-    speed; else the fastest that fits at all.
+    The rules of the first-run advice, in order: a quant that is not too coarse
+    (:func:`too_coarse`, by ``names``) at a chatting speed; one at half that speed; any
+    at a chatting speed. Within a rule, all on the GPU first, then the largest. Failing
+    all of them, the fastest that fits at all.
     """
+    names = list(names) if names is not None else [""] * len(verdicts)
     fitting = [(i, s, v) for i, (s, v) in enumerate(verdicts) if v.fits]
     if not fitting:
         return None
-    on_gpu = [x for x in fitting if x[2].fit is Fit.ALL_GPU]
-    if on_gpu:
-        return max(on_gpu, key=lambda x: x[1])[0]
-    usable = [x for x in fitting if x[2].tok_s >= USABLE_TOK_S]
-    if usable:
-        return max(usable, key=lambda x: x[1])[0]
+    rules = (
+        lambda i, v: not too_coarse(names[i]) and v.tok_s >= USABLE_TOK_S,
+        lambda i, v: not too_coarse(names[i]) and v.tok_s >= USABLE_TOK_S / 2,
+        lambda i, v: v.tok_s >= USABLE_TOK_S,
+    )
+    for rule in rules:
+        found = [x for x in fitting if rule(x[0], x[2])]
+        if found:
+            return max(found, key=lambda x: (x[2].fit is Fit.ALL_GPU, x[1]))[0]
     return max(fitting, key=lambda x: x[2].tok_s)[0]
+
+
+def machine_text(hardware: Hardware) -> str:
+    """The machine the verdicts are for, in words.
+
+    ``NVIDIA GeForce RTX 4090 (23.2 GiB free) and 62.0 GiB of RAM free``.
+    """
+    ram = size_text(hardware.ram_available)
+    if hardware.unified_memory:
+        name = hardware.devices[0].description if hardware.devices else "this Mac"
+        return f"{name}, {ram} of unified memory free"
+    gpus = ", ".join(f"{d.description} ({size_text(d.free_bytes)} free)" for d in hardware.devices)
+    return f"{gpus} and {ram} of RAM free" if gpus else f"no GPU, {ram} of RAM free"
+
+
+def why_none_fits(size: int, name: str, hardware: Hardware) -> tuple[str, str]:
+    """Why the smallest quant (``size`` bytes, called ``name``) does not fit, and what to do."""
+    need = size + RESERVE + margin(hardware.ram_total, Wishes())
+    have = size_text(hardware.ram_available) + " of RAM"
+    gpu = sum(d.free_bytes for d in hardware.devices)
+    if gpu and not hardware.unified_memory:
+        have += f" and {size_text(gpu)} of GPU memory"
+    why = (
+        f"Even the smallest quant here ({size_text(size)}) needs about {size_text(need)} "
+        f"free with its working memory; this computer has {have} free."
+    )
+    do = "Close other programs and look again, or use a computer with more memory."
+    if shape_for(name) is MAVERICK:
+        do = (
+            "Llama 4 Scout needs about a quarter of Maverick's memory: choose a Scout "
+            "repository on the left. Or close other programs, or use a computer with more "
+            "memory."
+        )
+    return why, do
 
 
 def size_text(n: int) -> str:

@@ -1,11 +1,12 @@
 """HubBridge: catalog look-ups and the download queue on threads, reported as Qt signals.
 
 Widgets never see a worker thread. Look-ups (a repository's quants, a search, the
-hardware probe) run on short-lived ``threading.Thread``s; downloads run one at a time on
-one queue thread that takes the next queued entry until none is left. Every result is
-posted through one queued signal to the GUI thread and re-emitted there as the public
-signals below. ``shutdown()`` pauses the running download (its partial file stays, so the
-next start resumes it) and joins every thread.
+hardware probe) run on short-lived ``threading.Thread``s, the planner's header fetches on
+two of their own; downloads run one at a time on one queue thread that takes the next
+queued entry until none is left. Every result is posted through one queued signal to the
+GUI thread and re-emitted there as the public signals below. ``shutdown()`` pauses the
+running download (its partial file stays, so the next start resumes it) and joins every
+thread.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from app.core.hub.jobs import (
     JobState,
 )
 from app.core.hub.service import HubService, verdicts
+from app.core.hub.verdict import Verdict
 from app.core.jobs import CancelToken
 from app.ui.worker import JobEnded, JobRunner
 
@@ -46,8 +48,9 @@ class QuantsResult:
     """A repository's quants with a verdict for each and the recommended index."""
 
     quants: RepoQuants
-    verdicts: list[Any]
+    verdicts: list[Verdict]
     best: int | None
+    hardware: Hardware | None = None  # what they were judged for
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class HubBridge(QObject):
 
     quants_ready = Signal(str, object)  # repo id, QuantsResult
     quant_planned = Signal(str, str, object, str)  # repo id, quant, Verdict, the plan's reasons
+    plan_failed = Signal(str, str, str)  # repo id, quant, why the planner could not judge it
     search_ready = Signal(str, object)  # query, list[RepoSummary]
     lookup_failed = Signal(str, str, str)  # what, message, hint
     download_progress = Signal(object)  # DownloadProgress
@@ -82,12 +86,16 @@ class HubBridge(QObject):
         self._lock = threading.Lock()
         # the window's one worker pattern: look-ups side by side, downloads one at a time
         self._lookups = JobRunner(self, workers=4, name="hub")
+        # header fetches (megabytes each) on their own threads: a look-up never waits for them
+        self._planner = JobRunner(self, workers=2, name="hub-plan")
         self._downloads = JobRunner(self, workers=1, name="hub-download")
         self._lookups.delivered.connect(self._on_lookups_event)
+        self._planner.delivered.connect(self._on_lookups_event)
         self._downloads.delivered.connect(self._on_downloads_event)
         self._control: DownloadControl | None = None
         self._running_key = ""
         self._closing = False
+        self._plans: list[int] = []  # job ids of the quants being planned
 
     # --- look-ups -----------------------------------------------------------------------
 
@@ -96,21 +104,45 @@ class HubBridge(QObject):
 
         def work() -> _Result:
             quants = self.service.quants(repo_id)
-            judged, best = verdicts(quants, self._probe())
-            return _Result("quants", (repo_id, QuantsResult(quants, judged, best)))
+            hardware = self._probe()
+            judged, best = verdicts(quants, hardware)
+            return _Result("quants", (repo_id, QuantsResult(quants, judged, best, hardware)))
 
         self._spawn(f"quants {repo_id}", work)
 
     def plan_quant(self, quants: RepoQuants, row: int) -> None:
-        """Ask the planner about one quant (fetches its GGUF headers once); quant_planned."""
+        """Ask the planner about one quant (fetches its GGUF headers once).
+
+        Answers with quant_planned, or plan_failed when the headers cannot be read.
+        """
         option = quants.quants[row]
 
         def work() -> _Result:
-            verdict, plan = self.service.plan(quants, option, self._probe())
+            try:
+                verdict, plan = self.service.plan(quants, option, self._probe())
+            except HerdError as exc:
+                return _Result("unplanned", (quants.repo_id, option.quant, exc.user_message))
             reasons = "\n".join(plan.reasons)
             return _Result("planned", (quants.repo_id, option.quant, verdict, reasons))
 
-        self._spawn(f"plan {quants.repo_id} {option.quant}", work)
+        what = f"plan {quants.repo_id} {option.quant}"
+        self._plans.append(self._spawn(what, work, self._planner))
+
+    def plan_quants(self, quants: RepoQuants, rows: list[int]) -> None:
+        """Plan every quant in ``rows``, in that order, in the background.
+
+        Plans still waiting for an earlier repository are dropped first: only the
+        repository on screen is worth the header downloads.
+        """
+        self.cancel_plans()
+        for row in rows:
+            self.plan_quant(quants, row)
+
+    def cancel_plans(self) -> None:
+        """Drop the plans not yet started (one already fetching headers finishes)."""
+        for job in self._plans:
+            self._planner.cancel(job)
+        self._plans.clear()
 
     def search(self, query: str) -> None:
         """Search the Hub for GGUF repositories; answers with search_ready or failed."""
@@ -126,7 +158,9 @@ class HubBridge(QObject):
                 self._hardware = probe_hardware()
             return self._hardware
 
-    def _spawn(self, what: str, work: Callable[[], _Result]) -> None:
+    def _spawn(
+        self, what: str, work: Callable[[], _Result], runner: JobRunner | None = None
+    ) -> int:
         def job(_cancel: CancelToken) -> Iterator[_Result]:
             try:
                 yield work()
@@ -136,7 +170,7 @@ class HubBridge(QObject):
                 logger.exception("%s failed", what)
                 yield _Result("failed", (what, f"Unexpected error: {exc}", ""))
 
-        self._lookups.start(job)
+        return (runner or self._lookups).start(job)
 
     # --- downloads ----------------------------------------------------------------------
 
@@ -260,6 +294,8 @@ class HubBridge(QObject):
             self.quants_ready.emit(*result.payload)
         elif result.kind == "planned":
             self.quant_planned.emit(*result.payload)
+        elif result.kind == "unplanned":
+            self.plan_failed.emit(*result.payload)
         elif result.kind == "search":
             self.search_ready.emit(*result.payload)
         elif result.kind == "failed":
@@ -277,6 +313,7 @@ class HubBridge(QObject):
         if self._control is not None:
             self._control.pause()
         self._lookups.shutdown(JOIN_TIMEOUT_S)
+        self._planner.shutdown(JOIN_TIMEOUT_S)
         self._downloads.shutdown(JOIN_TIMEOUT_S)
         if self._running_key:
             # it will resume at the next start: RUNNING turns back into QUEUED on load
