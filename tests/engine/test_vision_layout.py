@@ -103,3 +103,21 @@ def test_edge_sizes_count_and_run(
         assert isinstance(done, ev.Finished), done
         assert done.image_tokens == image_tokens(*size), size
     assert image_tokens(336, 336) == 147 and image_tokens(337, 336) == 437
+
+
+def test_an_image_in_the_middle_of_a_message_stays_there(
+    client: EngineClient, tiny_vision_model_336: Path, tmp_path: Path
+) -> None:
+    from app.core.chat.llama4_format import render_llama4
+
+    list(client.load(tiny_vision_model_336, SETTINGS))
+    picture = str(_picture(tmp_path, (200, 150)))
+    text = "Before the picture. After it."
+    middle = [ChatMessage(Role.USER, text, images=(picture,), image_offsets=(19,))]
+    front = [ChatMessage(Role.USER, text, images=(picture,))]
+    assert render_llama4(middle).index("<|image|>") > render_llama4(middle).index("Before")
+    done = list(client.chat(middle, SHORT))[-1]
+    assert isinstance(done, ev.Finished), done
+    assert done.image_tokens == 147
+    assert done.prompt_tokens == client.count_tokens(messages=middle)
+    assert client.count_tokens(messages=middle) == client.count_tokens(messages=front)
