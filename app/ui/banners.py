@@ -21,7 +21,47 @@ from PySide6.QtWidgets import (
 from app.core import events as ev
 
 
-class CrashBanner(QFrame):
+class _ReportStrip(QFrame):
+    """A strip that reports something with Copy (for a bug report) and Open log buttons."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._text = ""  # what Copy puts on the clipboard
+        self._log_path = ""
+
+    def _add_report_buttons(self, row: QHBoxLayout, copy_tip: str, log_tip: str) -> None:
+        self.copy_button = QToolButton(self)
+        self.copy_button.setText("Copy")
+        self.copy_button.setToolTip(copy_tip)
+        self.copy_button.clicked.connect(self._on_copy_button_clicked)
+        row.addWidget(self.copy_button)
+        self.log_button = QToolButton(self)
+        self.log_button.setText("Open log")
+        self.log_button.setToolTip(log_tip)
+        self.log_button.clicked.connect(self._on_log_button_clicked)
+        row.addWidget(self.log_button)
+
+    def _set_report(self, text: str, log_path: str) -> None:
+        self._text = text
+        self._log_path = log_path
+        self.log_button.setVisible(bool(log_path) and Path(log_path).exists())
+
+    @property
+    def text(self) -> str:
+        """What Copy puts on the clipboard."""
+        return self._text
+
+    @Slot()
+    def _on_copy_button_clicked(self) -> None:
+        QGuiApplication.clipboard().setText(self._text)
+
+    @Slot()
+    def _on_log_button_clicked(self) -> None:
+        if self._log_path:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self._log_path))
+
+
+class CrashBanner(_ReportStrip):
     """A strip above the conversation saying the engine stopped, with Details and Reload."""
 
     reload_requested = Signal()
@@ -49,16 +89,9 @@ class CrashBanner(QFrame):
         self.details_button.setCheckable(True)
         self.details_button.toggled.connect(self._on_details_button_toggled)
         row.addWidget(self.details_button)
-        self.copy_button = QToolButton(self)
-        self.copy_button.setText("Copy")
-        self.copy_button.setToolTip("Copy what happened and the end of the engine's log")
-        self.copy_button.clicked.connect(self._on_copy_button_clicked)
-        row.addWidget(self.copy_button)
-        self.log_button = QToolButton(self)
-        self.log_button.setText("Open log")
-        self.log_button.setToolTip("Open the engine's whole log")
-        self.log_button.clicked.connect(self._on_log_button_clicked)
-        row.addWidget(self.log_button)
+        self._add_report_buttons(
+            row, "Copy what happened and the end of the engine's log", "Open the engine's whole log"
+        )
         self.reload_button = QPushButton("Reload", self)
         self.reload_button.setToolTip("Restart the engine and load the model again")
         self.reload_button.clicked.connect(self.reload_requested)
@@ -71,8 +104,6 @@ class CrashBanner(QFrame):
         self.log_view.setMaximumHeight(150)
         self.log_view.hide()
         outer.addWidget(self.log_view)
-        self._text = ""
-        self._log_path = ""
         self.hide()
 
     def show_crash(self, crash: ev.EngineCrashed, log_path: str = "") -> None:
@@ -80,26 +111,10 @@ class CrashBanner(QFrame):
         self.message_label.setText(crash.message)
         tail = "\n".join(crash.log_tail) or "(the engine wrote nothing to its log)"
         self.log_view.setPlainText(f"exit code: {crash.exit_code}\n{tail}")
-        self._log_path = log_path
         where = f"\nLog: {log_path}" if log_path else ""
-        self._text = f"{crash.message}{where}\n\n{self.log_view.toPlainText()}"
-        self.log_button.setVisible(bool(log_path) and Path(log_path).exists())
+        self._set_report(f"{crash.message}{where}\n\n{self.log_view.toPlainText()}", log_path)
         self.details_button.setChecked(False)
         self.show()
-
-    @property
-    def text(self) -> str:
-        """What Copy puts on the clipboard."""
-        return self._text
-
-    @Slot()
-    def _on_copy_button_clicked(self) -> None:
-        QGuiApplication.clipboard().setText(self._text)
-
-    @Slot()
-    def _on_log_button_clicked(self) -> None:
-        if self._log_path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self._log_path))
 
     @Slot(bool)
     def _on_details_button_toggled(self, shown: bool) -> None:
@@ -110,7 +125,7 @@ class CrashBanner(QFrame):
             bar.setValue(bar.maximum())
 
 
-class ErrorBanner(QFrame):
+class ErrorBanner(_ReportStrip):
     """The one place the window shows an error: what went wrong, what to do, and its log.
 
     Every HerdError and failed job that is not part of a reply's own bubble ends here, with
@@ -136,45 +151,21 @@ class ErrorBanner(QFrame):
         self.message_label.setTextFormat(Qt.TextFormat.PlainText)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         row.addWidget(self.message_label, 1)
-        self.copy_button = QToolButton(self)
-        self.copy_button.setText("Copy")
-        self.copy_button.setToolTip("Copy the message, what to do and the log's path")
-        self.copy_button.clicked.connect(self._on_copy_button_clicked)
-        row.addWidget(self.copy_button)
-        self.log_button = QToolButton(self)
-        self.log_button.setText("Open log")
-        self.log_button.clicked.connect(self._on_log_button_clicked)
-        row.addWidget(self.log_button)
+        self._add_report_buttons(
+            row, "Copy the message, what to do and the log's path", "Open the log that says more"
+        )
         self.dismiss_button = QToolButton(self)
         self.dismiss_button.setText("Dismiss")
         self.dismiss_button.clicked.connect(self.hide)
         row.addWidget(self.dismiss_button)
-        self._text = ""
-        self._log_path = ""
         self.hide()
-
-    @property
-    def text(self) -> str:
-        """What Copy puts on the clipboard."""
-        return self._text
 
     def show_error(self, message: str, hint: str = "", log_path: str = "") -> None:
         """Show an error (replacing the one shown)."""
-        self._log_path = log_path
         self.message_label.setText(f"{message}\n{hint}".strip())
         where = f"\nLog: {log_path}" if log_path else ""
-        self._text = f"{message}\n{hint}".strip() + where
-        self.log_button.setVisible(bool(log_path) and Path(log_path).exists())
+        self._set_report(f"{message}\n{hint}".strip() + where, log_path)
         self.show()
-
-    @Slot()
-    def _on_copy_button_clicked(self) -> None:
-        QGuiApplication.clipboard().setText(self._text)
-
-    @Slot()
-    def _on_log_button_clicked(self) -> None:
-        if self._log_path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self._log_path))
 
 
 class TemplateNotice(QFrame):
