@@ -129,6 +129,11 @@ class EngineBridge(QObject):
         return self._job_kind == "chat"
 
     @property
+    def continue_problem(self) -> str:
+        """Why the loaded model's format cannot continue a reply ("" when it can)."""
+        return self._client.continue_problem
+
+    @property
     def loading(self) -> bool:
         """Whether a model is being loaded."""
         return self._job_kind == "load"
@@ -157,10 +162,13 @@ class EngineBridge(QObject):
         sampling: SamplingSettings,
         policy: OverflowPolicy = OverflowPolicy.STOP,
         pinned: frozenset[int] = frozenset(),
+        *,
+        continue_last: bool = False,
     ) -> None:
         """Generate the assistant's reply to ``messages``, fitted into the context by ``policy``.
 
         ``pinned`` are indices of messages never left out (the system prompt, pins).
+        ``continue_last``: go on with the last message, a reply (only the new text comes).
         """
         history = list(messages)
         client = self._client
@@ -183,7 +191,13 @@ class EngineBridge(QObject):
                 yield ev.Failed(exc.user_message, exc.hint)
                 return
             yield PromptFitted(fitted)
-            yield from client.chat(list(fitted.messages), sampling, cancel, on_token=on_token)
+            yield from client.chat(
+                list(fitted.messages),
+                sampling,
+                cancel,
+                on_token=on_token,
+                continue_final=continue_last,
+            )
 
         pushed = self._pushed
         started: list[int] = []  # the job's id, known once it is started

@@ -11,9 +11,9 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QWidget
 
 from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
@@ -34,7 +34,9 @@ from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.conversations import ConversationController
 from app.ui.chat.meter_controller import MeterController
+from app.ui.chat.sampling_panel import SamplingPanel
 from app.ui.chat.sidebar import ConversationSidebar
+from app.ui.chat.window_layout import WindowState, build_central
 from app.ui.menus import build_menus
 from app.ui.models.download_status import DownloadStatus
 from app.ui.models.hub_bridge import HubBridge
@@ -48,7 +50,6 @@ from app.ui.settings.settings_dialog import SettingsDialog
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1180, 760)
-GEOMETRY_KEY = "window_geometry"
 
 
 class MainWindow(QMainWindow):
@@ -85,7 +86,17 @@ class MainWindow(QMainWindow):
         self.chat_header = ChatHeader(self)
         self.chat_view = ChatView(self)
         self.composer = Composer(self, paths=paths)
-        self._build_layout()
+        self.sampling_panel = SamplingPanel(self)
+        self.chat_header.add_toggle(self.sampling_panel.toggle_action)
+        self.splitter = build_central(
+            self,
+            sidebar=self.sidebar,
+            top=(self.model_bar, self.error_banner, self.banner, self.template_notice),
+            column=(self.undo_banner, self.chat_header, self.chat_view, self.composer),
+            stretch=self.chat_view,
+            panel=self.sampling_panel,
+        )
+        self.window_state = WindowState(self, self.splitter, self.sampling_panel, self.store)
         self._build_status_bar()
         self.conversations = ConversationController(
             ChatSession(self.store),
@@ -96,6 +107,7 @@ class MainWindow(QMainWindow):
             composer=self.composer,
             meter=self.context_meter,
             undo_banner=self.undo_banner,
+            sampling_panel=self.sampling_panel,
             sampling=lambda: self._settings.sampling,
             system_prompt=self.system_prompt,
             parent=self,
@@ -131,7 +143,7 @@ class MainWindow(QMainWindow):
         self.refresh_library()
         self.conversations.clean_up()
         self.conversations.restore()
-        self._restore_geometry()
+        self.window_state.restore()
         if store_note:
             self.statusBar().showMessage(store_note, 20_000)
         self.composer.editor.setFocus()
@@ -145,29 +157,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 60_000)
 
     # -- building --------------------------------------------------------------------
-    def _build_layout(self) -> None:
-        central = QWidget(self)
-        row = QHBoxLayout(central)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(0)
-        row.addWidget(self.sidebar)
-        column = QVBoxLayout()
-        column.setSpacing(0)
-        for widget in (
-            self.model_bar,
-            self.error_banner,
-            self.banner,
-            self.template_notice,
-            self.undo_banner,
-            self.chat_header,
-            self.chat_view,
-            self.composer,
-        ):
-            column.addWidget(widget)
-        column.setStretchFactor(self.chat_view, 1)
-        row.addLayout(column, 1)
-        self.setCentralWidget(central)
-
     def _build_status_bar(self) -> None:
         self.model_status = QLabel(self)
         self.reply_status = QLabel(self)
@@ -205,6 +194,7 @@ class MainWindow(QMainWindow):
         """Use new settings from the next load or reply on, and save them at once."""
         changed = settings != self._settings
         self._settings = settings
+        self.conversations.show_sampling()  # a chat on the defaults shows the new ones
         if changed:  # saved on change (atomically), so a crash never loses one
             try:
                 settings.save_to(self._paths.config / "settings.json")
@@ -269,12 +259,7 @@ class MainWindow(QMainWindow):
             self._hub.shutdown()
         if self.conversations.session.replying:
             self.conversations.session.interrupt_reply()
-        try:
-            self.store.set_state(
-                GEOMETRY_KEY, bytes(self.saveGeometry().toBase64().data()).decode()
-            )
-        except HerdError as exc:
-            logger.warning("could not save the window's geometry: %s", exc.user_message)
+        self.window_state.save()
         self.store.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
@@ -326,11 +311,6 @@ class MainWindow(QMainWindow):
             except (HerdError, OSError) as exc:
                 logger.warning("could not add %s to the library: %s", path, exc)
         self.refresh_library()
-
-    def _restore_geometry(self) -> None:
-        saved = self.store.get_state(GEOMETRY_KEY)
-        if saved:
-            self.restoreGeometry(QByteArray.fromBase64(saved.encode()))
 
     def export_open_chat(self, fmt: str) -> None:
         """Export the open conversation (``md`` or ``json``), asking where."""

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMenu, QMenuBar
 if TYPE_CHECKING:
     from app.ui.bridge import EngineBridge
     from app.ui.chat.conversations import ConversationController
+    from app.ui.chat.sampling_panel import SamplingPanel
     from app.ui.chat.sidebar import ConversationSidebar
     from app.ui.models.model_bar import ModelBar
     from app.ui.models.model_controller import ModelController
@@ -24,6 +25,7 @@ class MenuHost(Protocol):
 
     conversations: ConversationController
     sidebar: ConversationSidebar
+    sampling_panel: SamplingPanel
     model_bar: ModelBar
     models: ModelController
     bridge: EngineBridge
@@ -57,6 +59,12 @@ def build_menus(window: MenuHost) -> None:
     chat = bar.addMenu("&Chat")
     _add(chat, "&New chat", window.conversations.new_chat, QKeySequence.StandardKey.New)
     _add(chat, "&Search chats", window.sidebar.focus_search, "Ctrl+K")
+    chat.addSeparator()
+    conversations = window.conversations
+    more = _add(chat, "C&ontinue reply", conversations.continue_reply)
+    more.setToolTip("Write more of the last reply, from where it stopped")
+    chat.aboutToShow.connect(lambda: more.setEnabled(conversations.can_continue()))
+    chat.addAction(window.sampling_panel.toggle_action)
     chat.addSeparator()
     _add(chat, "Export as &Markdown…", lambda: window.export_open_chat("md"), "Ctrl+Shift+E")
     _add(chat, "Export as &JSON…", lambda: window.export_open_chat("json"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.core.chat.budget import OverflowPolicy
+from app.core.chat.export import export_json, export_markdown
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.store import ChatStore
 from app.core.chat.store_schema import (
@@ -51,7 +52,7 @@ def test_creates_file_with_wal_and_current_schema(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     finally:
         conn.close()
 
@@ -206,7 +207,7 @@ def test_to_chat_messages_and_pinned_indices(store: ChatStore) -> None:
         ChatMessage(Role.USER, "a"),
         ChatMessage(Role.ASSISTANT, "b"),
     ]
-    assert store.pinned_indices(conversation.id) == frozenset({0, 2})
+    assert store.prompt(conversation.id)[1] == frozenset({0, 2})
 
 
 def test_streaming_reply_survives_a_crash_as_incomplete(db_path: Path) -> None:
@@ -267,14 +268,14 @@ def test_exports(store: ChatStore) -> None:
     store.add_message(conversation.id, ChatMessage(Role.USER, "Show code", images=("a.png",)))
     reply = store.begin_reply(conversation.id)
     store.finish_reply(reply, "```py\nprint(1)\n```", ReplyStats(tok_s=20.0))
-    markdown = store.export_markdown(conversation.id)
+    markdown = export_markdown(store, conversation.id)
     assert markdown.startswith("# Demo\n")
     assert "## User\n\n![image](a.png)\n\nShow code" in markdown
     assert "## Assistant\n\n```py\nprint(1)\n```" in markdown
     assert "20.0 tok/s" in markdown
     assert "> Be kind." in markdown
 
-    exported = store.export_json(conversation.id)
+    exported = export_json(store, conversation.id)
     assert json.loads(json.dumps(exported)) == exported
     assert exported["title"] == "Demo"
     assert exported["overflow_policy"] == "stop"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.chat.export import export_json, export_markdown
 from app.core.chat.llama4_format import EOM, EOT, render_llama4
 from app.core.chat.messages import ChatMessage, Role, ToolCall
 from app.core.chat.session import ChatSession
@@ -80,9 +81,9 @@ def test_tool_calls_and_image_places_round_trip(db: Path) -> None:
         assert store.messages(conversation.id) == []
         store.restore(removed)
         assert store.messages(conversation.id) == saved
-        exported = store.export_json(conversation.id)
+        exported = export_json(store, conversation.id)
         assert [ChatMessage.from_dict(m) for m in exported["messages"]] == messages
-        markdown = store.export_markdown(conversation.id)
+        markdown = export_markdown(store, conversation.id)
         assert "Compare ![image](sha256:aa) with ![image](sha256:bb)." in markdown
         assert '`{"name": "get_weather", "parameters": {"city": "Z\u00fcrich"' in markdown
 
@@ -126,7 +127,7 @@ def test_a_version_1_history_opens_and_is_migrated(db: Path) -> None:
         assert store.to_chat_messages(1)[-1] == PICTURED
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
         assert {"image_offsets", "tool_calls"} <= columns
     finally:

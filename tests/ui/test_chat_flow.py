@@ -82,7 +82,7 @@ def test_messages_are_saved_and_a_restart_restores_everything(open_window, home,
     stored = _stored(home)
     assert [(r, c) for r, c, _ in stored] == [(role.value, text) for role, text in shown]
     assert {state for _, _, state in stored} == {"complete"}
-    assert window.sidebar.list.item(0).text() == "What is a llama?"
+    assert window.sidebar.item(window.sidebar.ids[0]).text() == "What is a llama?"
     window.resize(window.width(), 650)  # offscreen screen: 800x800
     window.close()
 
@@ -103,7 +103,7 @@ def test_new_chats_sort_by_activity_and_search_finds_content(open_window, qtbot)
     second = window.conversations.session.conversation_id
     assert window.sidebar.ids == [second, first]
 
-    window.sidebar.list.setCurrentRow(1)  # back to the first chat
+    window.sidebar.select(first)  # back to the first chat
     assert _texts(window)[0] == (Role.USER, "Tell me about bananas")
     _send(qtbot, window, "More please")
     assert window.sidebar.ids == [first, second]  # newest activity first

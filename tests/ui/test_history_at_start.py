@@ -72,3 +72,4 @@ def test_a_locked_history_is_retried_when_asked(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()  # else it is only closed (with a ResourceWarning) by the GC

@@ -1,4 +1,4 @@
-"""The conversation sidebar on its own: listing, selection, search debounce, actions."""
+"""The conversation sidebar on its own: listing, day groups, selection, search debounce, actions."""
 
 from __future__ import annotations
 
@@ -9,21 +9,57 @@ from PySide6.QtCore import Qt
 
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.store_schema import Conversation
-from app.ui.chat.sidebar import ConversationSidebar, when
+from app.ui.chat.sidebar import WHEN_ROLE, ConversationSidebar
 
 
 def _conv(i: int, title: str, updated: float) -> Conversation:
     return Conversation(i, title, "", OverflowPolicy.STOP, updated - 10, updated)
 
 
-def test_when_reads_like_a_person():
+def test_chats_are_grouped_by_day_each_row_with_its_time(qtbot):
+    now = datetime(2026, 11, 23, 15, 0).timestamp()  # a Monday
+    at = [
+        datetime(2026, 11, 23, 9, 5),  # today
+        datetime(2026, 11, 22, 23, 50),  # yesterday
+        datetime(2026, 11, 20, 8, 0),  # Friday
+        datetime(2026, 3, 3, 9, 5),  # earlier
+    ]
+    sidebar = ConversationSidebar()
+    qtbot.addWidget(sidebar)
+    chats = [_conv(10 + i, f"Chat {i}", t.timestamp()) for i, t in enumerate(at)]
+    sidebar.set_conversations(chats, 11, now=now)
+    assert sidebar.groups == [
+        ("Today", [10]),
+        ("Yesterday", [11]),
+        ("Previous 7 days", [12]),
+        ("Earlier", [13]),
+    ]
+    assert sidebar.ids == [10, 11, 12, 13]
+    assert sidebar.current_id() == 11
+    dates = [sidebar.item(i).data(WHEN_ROLE) for i in sidebar.ids]
+    assert dates == ["09:05", "23:50", "Fri 08:00", "3 Mar"]
+    assert "Sunday 22 November 2026, 23:50" in sidebar.item(11).toolTip()
+    heading = sidebar.list.item(0)
+    assert heading.text() == "Today" and not heading.flags() & Qt.ItemFlag.ItemIsSelectable
+
+
+def test_arrow_keys_step_over_the_headings(qtbot):
     now = datetime(2026, 11, 23, 15, 0).timestamp()
-    assert when(now - 5, now) == "now"
-    assert when(now - 600, now) == "10 min"
-    assert when(datetime(2026, 11, 23, 9, 5).timestamp(), now) == "09:05"
-    assert when(datetime(2026, 11, 20, 9, 5).timestamp(), now) == "Fri"
-    assert when(datetime(2026, 3, 3, 9, 5).timestamp(), now) == "3 Mar"
-    assert when(datetime(2024, 3, 3, 9, 5).timestamp(), now) == "3 Mar 2024"
+    sidebar = ConversationSidebar()
+    qtbot.addWidget(sidebar)
+    sidebar.show()
+    today, yesterday = now - 60, datetime(2026, 11, 22, 12, 0).timestamp()
+    sidebar.set_conversations([_conv(1, "A", today), _conv(2, "B", yesterday)], 1, now=now)
+    selected: list[int] = []
+    sidebar.conversation_selected.connect(selected.append)
+    sidebar.list.setFocus()
+    qtbot.waitUntil(sidebar.list.hasFocus, timeout=2000)
+    qtbot.keyClick(sidebar.list, Qt.Key.Key_Down)
+    assert selected == [2]  # past the "Yesterday" heading
+    qtbot.keyClick(sidebar.list, Qt.Key.Key_Up)
+    assert selected == [2, 1]
+    qtbot.keyClick(sidebar.list, Qt.Key.Key_Up)
+    assert sidebar.current_id() == 1  # the "Today" heading is never current
 
 
 def test_lists_and_selects_without_echoing(qtbot):
@@ -37,7 +73,7 @@ def test_lists_and_selects_without_echoing(qtbot):
     assert sidebar.current_id() == 1
     assert selected == []  # showing the list is not a choice by the person
     assert sidebar.empty_label.isHidden()
-    sidebar.list.setCurrentRow(0)
+    sidebar.select(2)
     assert selected == [2]
 
 

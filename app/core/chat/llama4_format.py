@@ -10,9 +10,12 @@ The format is the official Hugging Face chat template of the Llama 4 Instruct mo
     <|header_start|>ipython<|header_end|>\n\n{tool result as a JSON string}<|eot|>
     <|header_start|>assistant<|header_end|>\n\n                 (generation prompt)
 
-(no newlines between the pieces). With tool definitions, the system turn starts with
-``Environment: ipython\n`` and the first user turn is a fixed instruction, each tool's JSON
-and the user's text, trimmed; an assistant turn with tool calls is
+(no newlines between the pieces). To continue the last reply (``continue_final_message``,
+as in transformers' ``apply_chat_template``), it is left open instead: no ``<|eot|>`` after
+it and no generation prompt, so the model goes on with the same turn. With tool
+definitions, the system turn starts with ``Environment: ipython\n`` and the first user turn
+is a fixed instruction, each tool's JSON and the user's text, trimmed; an assistant turn
+with tool calls is
 ``<|python_start|>{text}<|python_end|>{"name": ..., "parameters": {...}}...<|eot|>``.
 Meta's reference implementation (llama-models ``models/llama4/chat_format.py``) differs in
 small ways: it trims no message (not even the system prompt), writes tool results raw and
@@ -169,6 +172,7 @@ def render_llama4(
     add_generation_prompt: bool = True,
     include_bos: bool = True,
     tools: Sequence[Mapping[str, Any]] | None = None,
+    continue_final_message: bool = False,
 ) -> str:
     """Render a conversation in Llama 4's official chat format, byte for byte.
 
@@ -183,6 +187,7 @@ def render_llama4(
             add_generation_prompt=add_generation_prompt,
             include_bos=include_bos,
             tools=tools,
+            continue_final_message=continue_final_message,
         )
     )
 
@@ -193,6 +198,7 @@ def render_llama4_segments(
     add_generation_prompt: bool = True,
     include_bos: bool = True,
     tools: Sequence[Mapping[str, Any]] | None = None,
+    continue_final_message: bool = False,
 ) -> list[Segment]:
     """Render a conversation in Llama 4's official chat format, as format and content parts.
 
@@ -212,6 +218,8 @@ def render_llama4_segments(
             ``apply_chat_template``); None for none. Given (even empty), they go into the
             first user message after a fixed instruction, and a system prompt starts with
             ``Environment: ipython``.
+        continue_final_message: Leave the last message, an assistant reply, open (no
+            end-of-turn after it) so the model continues it; no generation prompt then.
 
     Returns:
         The prompt as merged :data:`Segment` s.
@@ -219,9 +227,12 @@ def render_llama4_segments(
     Raises:
         TemplateError: The conversation breaks the format's rules (empty, a system message
             that is not first, images on a system or tool message; with tools: no first
-            user message, or images in it; tools that are not JSON objects).
+            user message, or images in it; tools that are not JSON objects; a last
+            message to continue that is not a reply in words).
     """
     _validate(messages, tools)
+    if continue_final_message:
+        _check_continuable(messages[-1])
     tool_texts = None if tools is None else check_tools(tools)
     parts: list[Segment] = [(BEGIN_OF_TEXT, True)] if include_bos else []
     rest = list(messages)
@@ -239,9 +250,23 @@ def render_llama4_segments(
         parts += [(rest.pop(0).content.strip(), False), (EOT, True)]
     for message in rest:
         parts += _message_segments(message)
-    if add_generation_prompt:
+    if continue_final_message:
+        parts.pop()  # the last reply's <|eot|>: the model goes on where it stopped
+    elif add_generation_prompt:
         parts.append((_header(Role.ASSISTANT), True))
     return merge_segments(parts)
+
+
+def _check_continuable(last: ChatMessage) -> None:
+    if last.role is not Role.ASSISTANT:
+        raise TemplateError(
+            "Only a reply can be continued, and the conversation does not end with one."
+        )
+    if last.expects_tool_result or last.tool_calls:
+        raise TemplateError(
+            "A reply that called a tool cannot be continued: it waits for the tool's result.",
+            "Regenerate it instead.",
+        )
 
 
 def _message_segments(message: ChatMessage) -> list[Segment]:

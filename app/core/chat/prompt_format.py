@@ -3,6 +3,12 @@
 Llama 4 always gets Herd's renderer of the official format (:mod:`llama4_format`); another
 model gets its own embedded template, rendered in the bounded sandbox
 (:mod:`template_check`), or plain completion when it has none.
+
+Continuing the last reply (``continue_final_message``) leaves it open. A model's own
+template has no such switch: it is rendered without the generation prompt, and cut after
+the last reply's text, found by the same sentinels that tell contents from the template's
+own text (as transformers cuts at the final message). A template whose rendering cannot be
+cut there reliably is refused, and :meth:`PromptFormat.continue_problem` says why.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from app.core.chat.llama4_format import (
     join_segments,
     render_llama4_segments,
 )
-from app.core.chat.messages import ChatMessage
+from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.template_check import render_chat_template_segments
 from app.core.errors import TemplateError
 
@@ -128,6 +134,7 @@ class PromptFormat:
         *,
         add_generation_prompt: bool = True,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        continue_final_message: bool = False,
     ) -> str:
         """Render a conversation into prompt text (:meth:`render_segments`, joined).
 
@@ -136,7 +143,12 @@ class PromptFormat:
                 format, or the model's template fails.
         """
         return join_segments(
-            self.render_segments(messages, add_generation_prompt=add_generation_prompt, tools=tools)
+            self.render_segments(
+                messages,
+                add_generation_prompt=add_generation_prompt,
+                tools=tools,
+                continue_final_message=continue_final_message,
+            )
         )
 
     def render_segments(
@@ -145,6 +157,7 @@ class PromptFormat:
         *,
         add_generation_prompt: bool = True,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        continue_final_message: bool = False,
     ) -> list[Segment]:
         """Render a conversation as format text and message contents (see :data:`Segment`).
 
@@ -154,29 +167,74 @@ class PromptFormat:
             tools: Tool definitions (JSON schemas, as for Hugging Face's
                 ``apply_chat_template``), or None. A model's own template gets them as
                 ``tools``.
+            continue_final_message: Leave the last message, a reply, open so the model
+                continues it (no end of turn after it, no generation prompt).
 
         Raises:
             TemplateError: The model has no chat template, the conversation breaks the
-                format, or the model's template fails.
+                format, the model's template fails, or the reply cannot be left open.
         """
         if self.kind is PromptFormatKind.LLAMA4:
             return render_llama4_segments(
-                messages, add_generation_prompt=add_generation_prompt, tools=tools
-            )
-        if self.kind is PromptFormatKind.MODEL_TEMPLATE and self.template is not None:
-            return render_chat_template_segments(
-                self.template,
                 messages,
                 add_generation_prompt=add_generation_prompt,
+                tools=tools,
+                continue_final_message=continue_final_message,
+            )
+        if self.kind is PromptFormatKind.MODEL_TEMPLATE and self.template is not None:
+            segments = render_chat_template_segments(
+                self.template,
+                messages,
+                add_generation_prompt=add_generation_prompt and not continue_final_message,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
                 tools=tools,
             )
+            return _open_final(segments, messages[-1]) if continue_final_message else segments
         raise TemplateError(
             "This model has no chat template; use plain completion.",
             "Switch to completion mode, or load an instruction-tuned model that ships a "
             "chat template.",
         )
+
+    def continue_problem(self) -> str:
+        """Why this format cannot continue a reply ("" when it can), in a person's words.
+
+        A model's own template is tried on a short conversation (a quick render in the
+        sandbox); call it off the GUI thread, once per load.
+        """
+        if self.kind is PromptFormatKind.LLAMA4:
+            return ""
+        if not self.supports_chat:
+            return "This model has no chat template, so there is no reply to continue."
+        probe = [ChatMessage(Role.USER, "Hello"), ChatMessage(Role.ASSISTANT, CONTINUE_PROBE)]
+        try:
+            self.render_segments(probe, continue_final_message=True)
+        except TemplateError as exc:
+            return exc.user_message
+        return ""
+
+
+CONTINUE_PROBE = "Hello! How can I"
+
+
+def _open_final(segments: list[Segment], last: ChatMessage) -> list[Segment]:
+    """``segments`` cut right after the last message's text, which must be a reply's.
+
+    A template that trims contents (Gemma's) ends the reply at its trimmed end, and so
+    does the prompt: the model continues from there.
+    """
+    if last.role is not Role.ASSISTANT or last.tool_calls or last.expects_tool_result:
+        raise TemplateError("Only a reply in words can be continued.", "Regenerate it instead.")
+    tail = last.pieces()[-1].strip()
+    contents = [i for i, (_, is_format) in enumerate(segments) if not is_format]
+    if not tail or not contents or not segments[contents[-1]][0].rstrip().endswith(tail):
+        # the template hides or rewrites the reply's end, or its contents were not found
+        raise TemplateError(
+            "This model's chat template cannot leave its last reply open to continue it.",
+            "Regenerate the reply instead.",
+        )
+    return segments[: contents[-1] + 1]
 
 
 def select_prompt_format(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.chat.continuation import continuable
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.store import ChatStore
 from app.core.chat.store_file import BUSY_TIMEOUT_S, recover_history
@@ -27,6 +28,7 @@ from app.core.chat.store_schema import (
     StoredMessage,
 )
 from app.core.errors import HerdError
+from app.core.settings import SamplingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +118,9 @@ class ChatSession:
         self._clock = clock
         self._save_interval = save_interval
         self._conversation: Conversation | None = None
+        self._draft_sampling: SamplingSettings | None = None  # a new chat's, until it is saved
         self._reply_id: int | None = None
+        self._continued: StoredMessage | None = None  # the reply being continued, as it was
         self._reply_text = ""
         self._saved_at = 0.0
         self._saved_text = ""
@@ -152,6 +156,7 @@ class ChatSession:
         """Start a new chat; it is saved with its first message, not before."""
         self._end_reply_if_any()
         self._conversation = None
+        self._draft_sampling = None  # a new chat starts on the defaults
         self.store.set_state(OPEN_STATE_KEY, None)
 
     def refresh(self) -> Conversation | None:
@@ -166,6 +171,24 @@ class ChatSession:
         self.store.set_system_prompt(conversation.id, text)
         self.refresh()
 
+    @property
+    def sampling(self) -> SamplingSettings | None:
+        """The open conversation's own sampling settings; None: it uses the app's defaults."""
+        if self._conversation is None:
+            return self._draft_sampling
+        return self._conversation.sampling
+
+    def set_sampling(self, sampling: SamplingSettings | None) -> None:
+        """Give the open conversation its own sampling (None: back to the defaults).
+
+        A new chat keeps them until its first message saves it.
+        """
+        if self._conversation is None:
+            self._draft_sampling = sampling
+            return
+        self.store.set_sampling(self._conversation.id, sampling)
+        self.refresh()
+
     # -- messages --------------------------------------------------------------------
     def messages(self) -> list[StoredMessage]:
         """The open conversation's messages as saved, oldest first."""
@@ -177,11 +200,7 @@ class ChatSession:
         """What the model is sent (system prompt first), and the indices never to drop."""
         if self._conversation is None:
             return [], frozenset()
-        conversation_id = self._conversation.id
-        return (
-            self.store.to_chat_messages(conversation_id),
-            self.store.pinned_indices(conversation_id),
-        )
+        return self.store.prompt(self._conversation.id)
 
     def add_user(
         self,
@@ -204,6 +223,9 @@ class ChatSession:
         if self._conversation is None:
             self._conversation = self.store.create_conversation(title or "New chat", system)
             self.store.set_state(OPEN_STATE_KEY, str(self._conversation.id))
+            if self._draft_sampling is not None:
+                self.set_sampling(self._draft_sampling)
+                self._draft_sampling = None
         elif title and not self.store.messages(self._conversation.id):
             self.store.rename(self._conversation.id, title)  # untitled until its first message
             self.refresh()
@@ -230,6 +252,33 @@ class ChatSession:
         self._saved_text = ""
         self._saved_at = self._clock()
         return self._reply_id
+
+    def continuable(self) -> StoredMessage | None:
+        """The last reply, when Continue can extend it (see :func:`continuable`)."""
+        return continuable(self.messages())
+
+    def begin_continue(self) -> StoredMessage:
+        """Stream into the last reply again, after its text; returns the reply as it was.
+
+        Take :meth:`prompt` first: a reply being written is not part of the prompt.
+
+        Raises:
+            SessionError: The last message is not a reply that can be continued.
+        """
+        last = self.continuable()
+        if last is None:
+            raise SessionError("There is no reply to continue.", "Send a message first.")
+        self._end_reply_if_any()
+        self._continued = self.store.reopen_reply(last.id)
+        self._reply_id = last.id
+        self._reply_text = self._saved_text = last.content
+        self._saved_at = self._clock()
+        return last
+
+    @property
+    def continued(self) -> StoredMessage | None:
+        """The reply being continued, as it was before (None for a new reply)."""
+        return self._continued
 
     def append_reply(self, text: str) -> bool:
         """Add streamed text; returns True when this call saved the reply to disk."""
@@ -270,6 +319,9 @@ class ChatSession:
             return
         final = self._reply_text if text is None else text
         reply_id, self._reply_id = self._reply_id, None
+        before, self._continued = self._continued, None
+        if stats is None and before is not None:
+            stats = before.stats  # a continuation cut short keeps the reply's figures
         self.store.finish_reply(
             reply_id, final, stats, state, expects_tool_result=expects_tool_result
         )

@@ -35,15 +35,15 @@ from app.core.chat.store_schema import (
     StoredMessage,
     StoreError,
     conversation_from_row,
+    conversations_query,
     fold,
-    like_pattern,
     message_from_row,
     message_to_row,
     new_message,
     prompt_pairs,
-    to_json,
-    to_markdown,
+    sampling_to_text,
 )
+from app.core.settings import SamplingSettings
 
 
 class ChatStore:
@@ -107,6 +107,10 @@ class ChatStore:
         with self._write() as conn:
             return conn.execute(sql, params).rowcount
 
+    def now(self) -> float:
+        """The store's clock (Unix seconds): what it stamps activity with."""
+        return self._clock()
+
     def close(self) -> None:
         """Close the file; further calls raise :class:`StoreError`. Safe to call twice."""
         if self._conn is not None:
@@ -138,17 +142,7 @@ class ChatStore:
         Args:
             query: Keep only those whose title or any message contains it (any case).
         """
-        sql = "SELECT * FROM conversations c WHERE deleted_at IS NULL"
-        params: list[Any] = []
-        if query.strip():
-            pattern = like_pattern(query.strip())
-            sql += (
-                " AND (herd_fold(title) LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m"
-                " WHERE m.conversation_id = c.id AND herd_fold(m.content) LIKE ? ESCAPE '\\'))"
-            )
-            params = [pattern, pattern]
-        sql += " ORDER BY updated_at DESC, id DESC"
-        return [conversation_from_row(row) for row in self._rows(sql, params)]
+        return [conversation_from_row(row) for row in self._rows(*conversations_query(query))]
 
     def get(self, conversation_id: int) -> Conversation:
         """One conversation, deleted or not.
@@ -191,6 +185,10 @@ class ChatStore:
                 "Use one of: " + ", ".join(p.value for p in OverflowPolicy) + ".",
             ) from None
         self._update_conversation(conversation_id, "overflow_policy", value.value)
+
+    def set_sampling(self, conversation_id: int, sampling: SamplingSettings | None) -> None:
+        """Give a conversation its own sampling settings (None: back to the app's defaults)."""
+        self._update_conversation(conversation_id, "sampling", sampling_to_text(sampling))
 
     def delete(self, conversation_id: int) -> DeleteToken:
         """Hide a conversation until :meth:`undo_delete` or :meth:`purge_deleted`."""
@@ -267,6 +265,19 @@ class ChatStore:
         return self.add_message(
             conversation_id, ChatMessage(Role.ASSISTANT, ""), MessageState.STREAMING
         )
+
+    def reopen_reply(self, message_id: int) -> StoredMessage:
+        """Make a saved assistant reply STREAMING again, to continue it; returns it as it was.
+
+        Raises:
+            ConversationNotFoundError: The message is gone or is not an assistant reply.
+        """
+        before = self.message(message_id)
+        if before.role is not Role.ASSISTANT or not self._execute(
+            "UPDATE messages SET state = 'streaming' WHERE id = ?", (message_id,)
+        ):
+            raise ConversationNotFoundError("That reply can no longer be continued.")
+        return before
 
     def update_reply(self, message_id: int, text: str) -> None:
         """Save a streaming reply's text so far (one small UPDATE; call about once a second).
@@ -362,25 +373,14 @@ class ChatStore:
             refs.update(json.loads(images))
         return refs
 
-    def _prompt_messages(self, conversation_id: int) -> list[tuple[ChatMessage, bool]]:
-        return prompt_pairs(self.get(conversation_id), self.messages(conversation_id))
+    def prompt(self, conversation_id: int) -> tuple[list[ChatMessage], frozenset[int]]:
+        """The conversation as a prompt, system prompt first; and the indices never dropped."""
+        pairs = prompt_pairs(self.get(conversation_id), self.messages(conversation_id))
+        return [m for m, _ in pairs], frozenset(i for i, (_, pin) in enumerate(pairs) if pin)
 
     def to_chat_messages(self, conversation_id: int) -> list[ChatMessage]:
         """The conversation as a prompt: its system prompt (if any) first, then messages."""
-        return [message for message, _ in self._prompt_messages(conversation_id)]
-
-    def pinned_indices(self, conversation_id: int) -> frozenset[int]:
-        """Indices into :meth:`to_chat_messages` never to drop (the system prompt, pins)."""
-        pairs = self._prompt_messages(conversation_id)
-        return frozenset(index for index, (_, pinned) in enumerate(pairs) if pinned)
-
-    def export_markdown(self, conversation_id: int) -> str:
-        """The conversation as Markdown: a title, then a heading per message."""
-        return to_markdown(self.get(conversation_id), self.messages(conversation_id))
-
-    def export_json(self, conversation_id: int) -> dict[str, Any]:
-        """The conversation and its messages as a JSON-safe dict."""
-        return to_json(self.get(conversation_id), self.messages(conversation_id))
+        return self.prompt(conversation_id)[0]
 
     def get_state(self, key: str, default: str | None = None) -> str | None:
         """A saved UI value (e.g. the open conversation id, base64 window geometry)."""

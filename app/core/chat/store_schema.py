@@ -1,9 +1,10 @@
-"""The chat store's SQLite schema and migrations, its errors, value types and export formats.
+"""The chat store's SQLite schema and migrations, its errors and value types.
 
 The schema version lives in ``PRAGMA user_version``. :data:`MIGRATIONS` is an ordered list:
 migration ``n`` (1-based) takes a database from version ``n - 1`` to ``n``;
 :func:`app.core.chat.store_file.open_database` runs the missing ones. Version 2 added where
-images sit in a message's text and an assistant message's tool calls.
+images sit in a message's text and an assistant message's tool calls; version 3 a reply's
+first-word wait and why it stopped; version 4 a conversation's own sampling settings.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.core.chat.budget import OverflowPolicy
 from app.core.chat.messages import ChatMessage, Role
 from app.core.chat.tools import ToolCall
 from app.core.errors import HerdError
+from app.core.settings import SamplingSettings
 
 __all__ = [
     "MIGRATIONS",
@@ -36,8 +38,8 @@ __all__ = [
     "StoreVersionError",
     "StoredMessage",
     "new_message",
-    "to_json",
-    "to_markdown",
+    "sampling_from_text",
+    "sampling_to_text",
 ]
 
 
@@ -66,8 +68,6 @@ class MessageState(StrEnum):
 
 
 DEFAULT_TITLE = "New chat"
-EXPORT_FORMAT = "herd.conversation"
-EXPORT_VERSION = 1
 
 
 class ConversationNotFoundError(StoreError, LookupError):
@@ -85,6 +85,7 @@ class Conversation:
     created_at: float
     updated_at: float  # the newest activity: a message added or finished
     deleted_at: float | None = None  # set while the delete can still be undone
+    sampling: SamplingSettings | None = None  # the chat's own; None: the app's defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,26 @@ class Removed:
     messages: tuple[StoredMessage, ...]
 
 
+def sampling_to_text(sampling: SamplingSettings | None) -> str | None:
+    """A conversation's own sampling as stored: JSON, or NULL for the app's defaults."""
+    return None if sampling is None else json.dumps(sampling.to_dict(), sort_keys=True)
+
+
+def sampling_from_text(text: object) -> SamplingSettings | None:
+    """Inverse of :func:`sampling_to_text`; unreadable JSON gives the defaults (None).
+
+    Fields a newer Herd added are ignored, missing ones take their defaults, and values out
+    of range are pulled into range (the engine takes what it is sent).
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return SamplingSettings.from_dict(data).clamped() if isinstance(data, dict) else None
+
+
 def policy_or_default(value: str) -> OverflowPolicy:
     try:
         return OverflowPolicy(value)
@@ -187,8 +208,9 @@ ADDED_COLUMNS = {
     "tool_calls": "'[]'",
     "first_token_s": "NULL",
     "stop_reason": "''",
+    "sampling": "NULL",  # conversations
 }
-"""Message columns added after version 1, with their defaults (for reading older files)."""
+"""Columns added after version 1, with their defaults (for reading older files)."""
 
 
 def select_list(conn: sqlite3.Connection, table: str, columns: Sequence[str]) -> str:
@@ -274,10 +296,12 @@ _V3 = (
     "ALTER TABLE messages ADD COLUMN stop_reason TEXT NOT NULL DEFAULT ''",
 )
 
+_V4 = ("ALTER TABLE conversations ADD COLUMN sampling TEXT",)  # JSON; NULL: the defaults
+
 # AUTOINCREMENT: ids are never reused, so a purged conversation's id saved in ui_state or an
 # undone message's id never points at something else.
 # Append only: never edit a released migration, add the next one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -294,59 +318,6 @@ def message_to_row(message: StoredMessage, keep_id: bool = True) -> tuple[Any, .
     )  # fmt: skip
 
 
-def to_markdown(conversation: Conversation, messages: Sequence[StoredMessage]) -> str:
-    """A conversation as Markdown: its title, system prompt, then a heading per message."""
-    parts = [f"# {conversation.title}"]
-    if conversation.system_prompt:
-        quoted = "\n".join(f"> {line}" for line in conversation.system_prompt.splitlines())
-        parts.append(f"**System prompt**\n\n{quoted}")
-    for message in messages:
-        block = [f"## {message.role.value.capitalize()}"]
-        if message.image_offsets:  # images where they sit in the text
-            pieces = message.to_chat_message().pieces()
-            refs = [""] + [f"![image]({ref})" for ref in message.images]
-            block.append("".join(ref + piece for ref, piece in zip(refs, pieces, strict=True)))
-        else:
-            block += [f"![image]({ref})" for ref in message.images]
-            if message.content:
-                block.append(message.content)
-        block += [f"`{call.text()}`" for call in message.tool_calls]
-        notes = [] if message.state is MessageState.COMPLETE else [message.state.value]
-        if message.stats.tok_s is not None:
-            notes.append(f"{message.stats.tok_s:.1f} tok/s")
-        if message.stats.generated_tokens is not None:
-            notes.append(f"{message.stats.generated_tokens} tokens")
-        if notes:
-            block.append(f"*({', '.join(notes)})*")
-        parts.append("\n\n".join(block))
-    return "\n\n".join(parts).rstrip() + "\n"
-
-
-def to_json(conversation: Conversation, messages: Sequence[StoredMessage]) -> dict[str, Any]:
-    """A conversation as a JSON-safe dict; each message holds ``ChatMessage.to_dict()``."""
-    return {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "title": conversation.title,
-        "system_prompt": conversation.system_prompt,
-        "overflow_policy": conversation.overflow_policy.value,
-        "created_at": conversation.created_at,
-        "updated_at": conversation.updated_at,
-        "messages": [
-            {
-                **m.to_chat_message().to_dict(),
-                "state": m.state.value,
-                "pinned": m.pinned,
-                "created_at": m.created_at,
-                "tok_s": m.stats.tok_s,
-                "prompt_tokens": m.stats.prompt_tokens,
-                "generated_tokens": m.stats.generated_tokens,
-            }
-            for m in messages
-        ],
-    }
-
-
 def fold(text: str | None) -> str | None:
     """SQL function ``herd_fold``: case folding for search (SQLite's lower() is ASCII)."""
     return None if text is None else text.casefold()
@@ -358,9 +329,28 @@ def like_pattern(query: str) -> str:
     return f"%{escaped}%"
 
 
+def conversations_query(query: str) -> tuple[str, list[Any]]:
+    """SQL and parameters listing live conversations, newest activity first.
+
+    With a ``query``, only those whose title or any message contains it (any case).
+    """
+    sql = "SELECT * FROM conversations c WHERE deleted_at IS NULL"
+    params: list[Any] = []
+    if query.strip():
+        pattern = like_pattern(query.strip())
+        sql += (
+            " AND (herd_fold(title) LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m"
+            " WHERE m.conversation_id = c.id AND herd_fold(m.content) LIKE ? ESCAPE '\\'))"
+        )
+        params = [pattern, pattern]
+    return sql + " ORDER BY updated_at DESC, id DESC", params
+
+
 def conversation_from_row(row: Sequence[Any]) -> Conversation:
     """A ``SELECT * FROM conversations`` row as a :class:`Conversation`."""
-    return Conversation(row[0], row[1], row[2], policy_or_default(row[3]), *row[4:7])
+    sampling = sampling_from_text(row[7]) if len(row) > 7 else None
+    policy = policy_or_default(row[3])
+    return Conversation(row[0], row[1], row[2], policy, row[4], row[5], row[6], sampling)
 
 
 def prompt_pairs(

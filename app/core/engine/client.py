@@ -49,6 +49,7 @@ class EngineClient(EngineProcess):
     def __init__(self, paths: AppPaths, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(paths, env=env)
         self.prompt_format: PromptFormat | None = None
+        self.continue_problem = ""  # why the loaded format cannot continue a reply ("": it can)
         self.check: CheckRecord | None = None  # the engine self-check's verdict, once known
         self._last_load: tuple[str, LoadSettings, str] | None = None  # to reload after a crash
         self._first_decode = False  # no reply yet since a load in a not-yet-proven config
@@ -134,6 +135,7 @@ class EngineClient(EngineProcess):
                 )
                 self.facts = facts
                 self.prompt_format = fmt
+                self.continue_problem = fmt.continue_problem()  # a quick render, once
                 event = ev.Loaded(facts)
             yield event
 
@@ -145,6 +147,7 @@ class EngineClient(EngineProcess):
         *,
         on_token: OnToken | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        continue_final: bool = False,
     ) -> Iterator[ev.EngineEvent]:
         """Generate the assistant's reply: Token events, then Finished or Failed.
 
@@ -156,9 +159,14 @@ class EngineClient(EngineProcess):
         receives the Token events instead, as they arrive, on
         the thread that reads the engine (it must be quick and thread-safe, e.g. emit a
         queued Qt signal); they then are not yielded.
+
+        ``continue_final``: the last message is a reply to go on with; it is left open in the
+        prompt (no end of turn after it), and the events carry only the new text.
         """
         try:
-            segments = self._format().render_segments(messages, tools=tools)
+            segments = self._format().render_segments(
+                messages, tools=tools, continue_final_message=continue_final
+            )
             images = self._image_paths(messages, require_vision=True)
         except HerdError as exc:
             yield ev.Failed(exc.user_message, exc.hint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -88,7 +90,7 @@ class SystemPromptDialog(QDialog):
 
 
 class ChatHeader(QFrame):
-    """A slim strip: the chat's title, and its system prompt with a Change button."""
+    """A slim strip: the chat's title, its system prompt with a Change button, and toggles."""
 
     system_prompt_requested = Signal()
 
@@ -113,7 +115,16 @@ class ChatHeader(QFrame):
         self.prompt_button.setFlat(True)
         self.prompt_button.clicked.connect(self.system_prompt_requested)
         row.addWidget(self.prompt_button)
+        self._row = row
         self.set_conversation("New chat", "")
+
+    def add_toggle(self, action: QAction) -> QToolButton:
+        """A button at the right end that shows and follows ``action`` (a checkable one)."""
+        button = QToolButton(self)
+        button.setDefaultAction(action)
+        button.setAutoRaise(True)
+        self._row.addWidget(button)
+        return button
 
     def set_conversation(self, title: str, system_prompt: str) -> None:
         """Show a conversation's title and system prompt."""

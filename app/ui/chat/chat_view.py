@@ -3,7 +3,8 @@
 The person's messages sit on the right in a tinted bubble, the model's replies on the left;
 both are Markdown (``app.ui.chat.markdown``), code blocks highlighted, each with a Copy button.
 Under each message are small actions: Copy; Edit (the person's messages: the bubble turns
-into an editor, and Save & send emits ``edit_requested``); Regenerate (the last reply).
+into an editor, and Save & send emits ``edit_requested``); Regenerate and Continue (the last
+reply).
 The view only asks: whoever owns the conversation changes it and calls :meth:`truncate`
 or :meth:`load_messages`. Colours are mixed from the palette, so light and dark both work.
 Each message is a :class:`~app.ui.chat.message_bubble.MessageBubble`.
@@ -55,11 +56,13 @@ class ChatView(QScrollArea):
 
     Signals:
         regenerate_requested: Regenerate was clicked under the last reply.
+        continue_requested: Continue was clicked under the last reply.
         edit_requested(int, str): Save & send on an edited message: its index in
             :attr:`bubbles` and the new text. The view changes nothing itself.
     """
 
     regenerate_requested = Signal()
+    continue_requested = Signal()
     edit_requested = Signal(int, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -91,6 +94,7 @@ class ChatView(QScrollArea):
         self._reply_started = 0.0
         self._busy = False
         self._can_reply = True  # a model is loaded (the window says when not)
+        self._continue = (False, "")  # the last reply can be continued; why the format cannot
         self._stick = True
         self._theme = MarkdownTheme()
         bar = self.verticalScrollBar()
@@ -137,8 +141,13 @@ class ChatView(QScrollArea):
         self._can_reply = can_reply
         self._update_actions()
 
+    def set_continue(self, offered: bool, why_not: str = "") -> None:
+        """Offer Continue under the last reply (``why_not``: shown disabled, saying why)."""
+        self._continue = (offered, why_not)
+        self._update_actions()
+
     def set_busy(self, busy: bool) -> None:
-        """Hold back Edit and Regenerate (and close open editors) while ``busy``."""
+        """Hold back Edit, Regenerate and Continue (and close open editors) while ``busy``."""
         self._busy = busy
         self._update_actions()
 
@@ -155,6 +164,18 @@ class ChatView(QScrollArea):
         self._reply_started = time.monotonic()
         self._update_actions()
         return self._reply
+
+    def continue_reply(self, text: str) -> MessageBubble:
+        """Stream more text into the last reply, whose saved text is ``text`` (Continue)."""
+        last = self._bubbles[-1] if self._bubbles else None
+        if last is None or last.role is not Role.ASSISTANT:
+            return self.begin_reply()
+        self._stick = True
+        last.reopen(text)
+        self._reply = last
+        self._reply_started = time.monotonic()
+        self._update_actions()
+        return last
 
     def append_reply(self, text: str) -> None:
         """Append streamed text to the reply being written."""
@@ -244,6 +265,7 @@ class ChatView(QScrollArea):
         self._column.insertWidget(self._column.count() - 1, row)
         bubble.edit_requested.connect(functools.partial(self._on_bubble_edit_requested, bubble))
         bubble.regenerate_requested.connect(self.regenerate_requested)
+        bubble.continue_requested.connect(self.continue_requested)
         self._bubbles.append(bubble)
         self._fit(bubble)
         if update:
@@ -259,7 +281,11 @@ class ChatView(QScrollArea):
             regenerate = (
                 self._can_reply and not busy and bubble is last and bubble.role is Role.ASSISTANT
             )
-            bubble.set_actions(edit=not busy, regenerate=regenerate)
+            offered, why_not = self._continue
+            bubble.set_actions(
+                edit=not busy, regenerate=regenerate, continue_=regenerate and offered,
+                why_not=why_not,
+            )  # fmt: skip
 
     def _on_bubble_edit_requested(self, bubble: MessageBubble, text: str) -> None:
         if bubble in self._bubbles and not self.busy:

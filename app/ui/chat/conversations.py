@@ -1,7 +1,9 @@
 """ConversationController: the chat's flow between sidebar, transcript, engine and store.
 
 Every message is stored the moment it exists (:class:`ChatSession`), a streaming reply as it
-grows; what was removed (a chat, a reply, an edited message) comes back from the undo banner.
+grows (:class:`~app.ui.chat.reply_stream.ReplyStream`); what was removed (a chat, a reply,
+an edited message) comes back from the undo banner. Each chat can have its own sampling
+settings (the side panel), and its last reply can be continued.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMainWindow
 
-from app.core import events as ev
 from app.core.chat import attachments
 from app.core.chat.budget import OverflowPolicy
 from app.core.chat.export import export_name, write_export
-from app.core.chat.llama4_format import EOM
 from app.core.chat.session import ChatSession, Undo
-from app.core.chat.store_schema import DeleteToken, ReplyStats
+from app.core.chat.store_schema import DeleteToken
 from app.core.errors import HerdError
 from app.core.paths import AppPaths
 from app.core.settings import SamplingSettings
@@ -28,6 +28,8 @@ from app.ui.bridge import EngineBridge
 from app.ui.chat.chat_view import ChatView
 from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter
+from app.ui.chat.reply_stream import ReplyStream
+from app.ui.chat.sampling_panel import SamplingPanel
 from app.ui.chat.shown_message import ShownMessage, image_file
 from app.ui.chat.sidebar import ConversationSidebar, ask_export_target
 
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 class ConversationController(QObject):
-    """Sends, streams, saves, regenerates, edits, deletes and exports conversations."""
+    """Sends, regenerates, continues, edits, deletes and exports conversations."""
 
     conversation_changed = Signal()  # another chat is open, or its title or prompt changed
 
@@ -50,6 +52,7 @@ class ConversationController(QObject):
         composer: Composer,
         meter: ContextMeter,
         undo_banner: UndoBanner,
+        sampling_panel: SamplingPanel,
         sampling: Callable[[], SamplingSettings],
         system_prompt: Callable[[], str],
         parent: QMainWindow,
@@ -65,11 +68,23 @@ class ConversationController(QObject):
         self._composer = composer
         self._meter = meter
         self._undo_banner = undo_banner
-        self._sampling = sampling
+        self._panel = sampling_panel
+        self._sampling = sampling  # the defaults: Settings' sampling
         self._system_prompt = system_prompt
         self._window = parent
-        self._streaming = self._closed = False  # streaming: the open chat's reply is written
+        self._closed = False
         self._undo: Undo | DeleteToken | None = None
+        self._reply = ReplyStream(
+            session,
+            bridge=bridge,
+            chat_view=chat_view,
+            composer=composer,
+            policy=lambda: meter.policy,
+            defaults=sampling,
+            report=self._report,
+            parent=self,
+        )
+        self._reply.ended.connect(self._on_reply_ended)
         sidebar.new_requested.connect(self.new_chat)
         sidebar.conversation_selected.connect(self._on_sidebar_conversation_selected)
         sidebar.rename_requested.connect(self._on_sidebar_rename_requested)
@@ -77,20 +92,23 @@ class ConversationController(QObject):
         sidebar.export_requested.connect(self._on_sidebar_export_requested)
         sidebar.search_changed.connect(self._on_sidebar_search_changed)
         chat_view.regenerate_requested.connect(self.regenerate)
+        chat_view.continue_requested.connect(self.continue_reply)
+        sampling_panel.sampling_changed.connect(self.set_sampling)
+        sampling_panel.reset_requested.connect(self._on_sampling_panel_reset_requested)
         chat_view.edit_requested.connect(self._on_chat_view_edit_requested)
         undo_banner.undo_requested.connect(self._on_undo_banner_undo_requested)
         undo_banner.dismissed.connect(self._on_undo_banner_dismissed)
         meter.policy_changed.connect(self._on_meter_policy_changed)
-        bridge.token_batch.connect(self._on_bridge_token_batch)
-        bridge.reply_finished.connect(self._on_bridge_reply_finished)
-        bridge.reply_failed.connect(self._on_bridge_reply_failed)
-        bridge.engine_crashed.connect(self._on_bridge_engine_crashed)
 
     # -- state -----------------------------------------------------------------------
     @property
     def streaming(self) -> bool:
         """Whether a reply is being written into the open conversation."""
-        return self._streaming
+        return self._reply.streaming
+
+    def sampling(self) -> SamplingSettings:
+        """What the open chat's next reply is sampled with (its own, else the defaults)."""
+        return self._reply.sampling()
 
     def restore(self) -> None:
         """Show the conversation that was open when Herd closed, and the sidebar."""
@@ -103,6 +121,7 @@ class ConversationController(QObject):
     def close(self) -> None:
         """The window is closing: nothing more is shown or asked (the store closes next)."""
         self._closed = True
+        self._reply.close()
         self._undo_banner.withdraw()
 
     def refresh_sidebar(self) -> None:
@@ -114,13 +133,15 @@ class ConversationController(QObject):
         except HerdError as exc:
             self._report(exc)
             return
-        self._sidebar.set_conversations(conversations, self.session.conversation_id)
+        self._sidebar.set_conversations(
+            conversations, self.session.conversation_id, now=self.session.store.now()
+        )
 
     # -- actions ---------------------------------------------------------------------
     @Slot()
     def new_chat(self) -> None:
         """Start a new, empty conversation."""
-        self._stop_streaming("stopped: you started a new chat")
+        self._reply.stop("stopped: you started a new chat")
         self.session.new()
         self._show_open_conversation()
         self._composer.editor.setFocus()
@@ -129,7 +150,7 @@ class ConversationController(QObject):
         """Show a saved conversation."""
         if conversation_id == self.session.conversation_id:
             return
-        self._stop_streaming("stopped: you switched chats")
+        self._reply.stop("stopped: you switched chats")
         try:
             self.session.open(conversation_id)
         except HerdError as exc:
@@ -138,7 +159,7 @@ class ConversationController(QObject):
 
     def send(self, text: str, images: tuple[str, ...] = ()) -> bool:
         """Save the person's message, show it and ask the engine for a reply."""
-        if self._streaming or self._bridge.loading:
+        if self._reply.streaming or self._bridge.loading:
             return False
         try:
             self.session.add_user(text, images, system=self._system_prompt())
@@ -146,14 +167,14 @@ class ConversationController(QObject):
             self._report(exc)
             return False
         self._view.add_user_message(text, tuple(image_file(self._paths, r) for r in images))
-        self._reply()
+        self._reply.start()
         self.refresh_sidebar()
         self.conversation_changed.emit()
         return True
 
     def _can_reply(self) -> bool:
         """Whether a new reply can start now (else the person is told why)."""
-        if self._streaming or self._bridge.loading:
+        if self._reply.streaming or self._bridge.loading:
             return False
         if self._bridge.facts is None:
             self._window.statusBar().showMessage("Load a model first.", 5000)
@@ -172,7 +193,23 @@ class ConversationController(QObject):
             return
         self._show_messages()
         self._offer_undo(undo, "The reply will be written again.")
-        self._reply()
+        self._reply.start()
+
+    def can_continue(self) -> bool:
+        """Whether Continue can extend the last reply now (a model loaded, nothing running)."""
+        return self._reply.can_continue()
+
+    @Slot()
+    def continue_reply(self) -> None:
+        """Write more of the last reply, from where it stopped, into the same message."""
+        if not self._can_reply():
+            return
+        problem = self._bridge.continue_problem
+        if problem or self.session.continuable() is None:
+            say = problem or "There is no reply to continue: the last message is not one."
+            self._window.statusBar().showMessage(say, 8000)
+            return
+        self._reply.start(continue_last=True)
 
     def edit(self, index: int, text: str) -> None:
         """Replace the ``index``-th message and everything after it with a new reply."""
@@ -186,12 +223,12 @@ class ConversationController(QObject):
             return
         self._show_messages()
         self._offer_undo(undo, "Message edited; the later messages were replaced.")
-        self._reply()
+        self._reply.start()
 
     def delete(self, conversation_id: int) -> None:
         """Delete a conversation; the undo banner can bring it back."""
         if conversation_id == self.session.conversation_id:
-            self._stop_streaming("stopped: the chat was deleted")
+            self._reply.stop("stopped: the chat was deleted")
         try:
             title = self.session.store.get(conversation_id).title
             token = self.session.delete(conversation_id)
@@ -228,6 +265,20 @@ class ConversationController(QObject):
         self.refresh_sidebar()
         self.conversation_changed.emit()
 
+    @Slot(object)
+    def set_sampling(self, sampling: SamplingSettings | None) -> None:
+        """Give the open chat its own sampling (None: the defaults again) from its next reply."""
+        try:
+            self.session.set_sampling(sampling)
+        except HerdError as exc:
+            self._report(exc)
+        self.show_sampling()
+
+    def show_sampling(self) -> None:
+        """Show the open chat's sampling in the side panel (the defaults may have changed)."""
+        own = self.session.sampling
+        self._panel.set_sampling(own or self._sampling(), own=own is not None)
+
     def clean_up(self) -> None:
         """Forget chats deleted in an earlier run, and images no message names any more."""
         try:
@@ -250,73 +301,9 @@ class ConversationController(QObject):
             if self.session.undo_delete(undo):
                 self.session.open(undo.conversation_id)
         else:
-            self._stop_streaming("stopped: undone")  # the reply the undo takes back
+            self._reply.stop("stopped: undone")  # the reply the undo takes back
             self.session.undo(undo)
         self._show_open_conversation()
-
-    # -- the reply -------------------------------------------------------------------
-    def _reply(self) -> None:
-        messages, pinned = self.session.prompt()
-        try:
-            self.session.begin_reply()
-        except HerdError as exc:
-            self._report(exc)
-            return
-        self._streaming = True
-        self._view.begin_reply()
-        self._view.set_busy(True)
-        self._composer.set_generating(True)
-        self._bridge.send(messages, self._sampling(), self._meter.policy, pinned)
-
-    def _stop_streaming(self, note: str) -> None:
-        if not self._streaming:
-            return
-        self._bridge.stop()
-        self._streaming = False
-        self.session.interrupt_reply()
-        self._view.interrupt_reply(note)
-        self._view.set_busy(False)
-        self._composer.set_generating(False)
-
-    @Slot(str)
-    def _on_bridge_token_batch(self, text: str) -> None:
-        if not self._streaming or self._closed:
-            return  # the tail of a reply the person walked away from
-        self._view.append_reply(text)
-        try:
-            self.session.append_reply(text)
-        except HerdError as exc:
-            logger.warning("could not save the streaming reply: %s", exc.user_message)
-
-    @Slot(object)
-    def _on_bridge_reply_finished(self, finished: ev.Finished) -> None:
-        if not self._streaming:
-            return
-        self._streaming = False
-        text = finished.text or self.session.reply_text
-        stats = ReplyStats.of(finished)
-        try:
-            self.session.finish_reply(text, stats, expects_tool_result=finished.stop_token == EOM)
-        except HerdError as exc:
-            self._report(exc)
-        self._view.finish_reply(finished)
-        self._view.set_busy(False)
-        self._composer.set_generating(False)
-        self.refresh_sidebar()
-
-    @Slot(str, str)
-    def _on_bridge_reply_failed(self, message: str, hint: str) -> None:
-        if not self._streaming:
-            return
-        self._streaming = False
-        self.session.interrupt_reply()
-        self._view.fail_reply(message, hint)
-        self._view.set_busy(False)
-        self._composer.set_generating(False)
-
-    @Slot(object)
-    def _on_bridge_engine_crashed(self, _crash: ev.EngineCrashed) -> None:
-        self._stop_streaming("interrupted: the engine stopped")
 
     # -- showing ---------------------------------------------------------------------
     def _show_open_conversation(self) -> None:
@@ -327,6 +314,7 @@ class ConversationController(QObject):
         box.blockSignals(True)
         box.setCurrentIndex(max(0, box.findData(policy)))
         box.blockSignals(False)
+        self.show_sampling()
         self.refresh_sidebar()
         self.conversation_changed.emit()
 
@@ -337,6 +325,7 @@ class ConversationController(QObject):
             self._report(exc)
             messages = []
         self._view.load_messages([ShownMessage.from_stored(m, self._paths) for m in messages])
+        self._reply.show_continue(messages)
 
     def _offer_undo(self, undo: Undo | DeleteToken, text: str) -> None:
         self._undo = undo
@@ -348,6 +337,14 @@ class ConversationController(QObject):
             self._report_to(exc)
 
     # -- slots -----------------------------------------------------------------------
+    @Slot()
+    def _on_reply_ended(self) -> None:
+        self.refresh_sidebar()
+
+    @Slot()
+    def _on_sampling_panel_reset_requested(self) -> None:
+        self.set_sampling(None)
+
     @Slot(int)
     def _on_sidebar_conversation_selected(self, conversation_id: int) -> None:
         self.open(conversation_id)

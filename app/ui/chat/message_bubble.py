@@ -2,7 +2,7 @@
 
 Thumbnails, the Markdown body (re-rendered as each batch of a streaming reply arrives,
 unless rendering gets so costly that it would take more than ``RENDER_LOAD`` of the time),
-and a footer row with a note and the Copy, Edit and Regenerate actions.
+and a footer row with a note and the Copy, Edit, Regenerate and Continue actions.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from app.ui.chat.message_widgets import (
 from app.ui.images.image_viewer import ImageThumb
 
 TYPING = "…"
+FOOTER_SEPARATOR = "  ·  "
+NO_BREAK = "\u00a0"
+CONTINUE_TIP = "Write more of this reply, from where it stopped"
 FOOTER_SAMPLE = "00:00  ·  00.0 s  ·  000 tokens  ·  00.0 tok/s"  # a typical footer
 # Not a throttle (the engine batches tokens, ~30 a second): a guard for a long reply whose
 # re-render grows costly, so the window never spends more than this share of its time on it.
@@ -36,6 +39,7 @@ class MessageBubble(QFrame):
 
     edit_requested = Signal(str)
     regenerate_requested = Signal()
+    continue_requested = Signal()
 
     def __init__(
         self,
@@ -53,6 +57,7 @@ class MessageBubble(QFrame):
         self._max_width = 0
         self._streaming = False
         self._footer_reserve = 0
+        self._footer_text = ""
         self._last_render = 0.0
         self._render_cost = 0.0
         self._render_timer = QTimer(self)
@@ -83,16 +88,21 @@ class MessageBubble(QFrame):
         actions.setSpacing(2)
         self._footer = QLabel(self._footer_row)
         self._footer.setObjectName("bubbleFooter")
+        self._footer.setWordWrap(True)  # a narrow bubble wraps its notes above the actions
         self._footer.hide()
         self.edit_button = action_button("Edit", "Edit this message and send it again", self)
         self.regenerate_button = action_button("Regenerate", "Write this reply again", self)
+        self.continue_button = action_button("Continue", CONTINUE_TIP, self)
         self.copy_button = action_button("Copy", "Copy this message", self)
         self.edit_button.clicked.connect(self.start_edit)
         self.regenerate_button.clicked.connect(self.regenerate_requested)
+        self.continue_button.clicked.connect(self.continue_requested)
         self.copy_button.clicked.connect(self._on_copy_button_clicked)
-        actions.addWidget(self._footer)
-        actions.addStretch(1)
-        for button in (self.edit_button, self.regenerate_button, self.copy_button):
+        actions.addWidget(self._footer, 1)  # the note takes the room, and wraps if short of it
+        actions.addStretch(0)  # without a note the actions stay on the right
+        for button in (
+            self.edit_button, self.continue_button, self.regenerate_button, self.copy_button
+        ):  # fmt: skip
             actions.addWidget(button)
         column.addWidget(self._footer_row)
         self.set_actions(edit=False, regenerate=False)
@@ -116,7 +126,7 @@ class MessageBubble(QFrame):
     @property
     def footer(self) -> str:
         """The footer line ("" when there is none)."""
-        return self._footer.text() if not self._footer.isHidden() else ""
+        return self._footer_text if not self._footer.isHidden() else ""
 
     @property
     def editing(self) -> bool:
@@ -148,19 +158,42 @@ class MessageBubble(QFrame):
             # make room now for the footer that comes at the end: were the bubble to widen
             # then, every block would be laid out again
             note = self._footer.fontMetrics().horizontalAdvance(FOOTER_SAMPLE)
-            self._footer_reserve = note + 2 * self.regenerate_button.sizeHint().width() + 16
+            buttons = self.regenerate_button.sizeHint().width() * 2
+            self._footer_reserve = note + buttons + self.continue_button.sizeHint().width() + 16
         if not streaming and self._render_timer.isActive():
             self._render()  # the text that was waiting for its turn
 
     def set_footer(self, text: str) -> None:
-        """Show a small line under the message."""
-        self._footer.setText(text)
+        """Show a small line under the message (notes joined by ``"  ·  "``)."""
+        self._footer_text = text
+        # wrapped between notes, never inside one ("first word after 0.16 s" stays whole)
+        notes = (note.replace(" ", NO_BREAK) for note in text.split(FOOTER_SEPARATOR))
+        self._footer.setText(FOOTER_SEPARATOR.join(notes))
         self._footer.setVisible(bool(text))
 
-    def set_actions(self, *, edit: bool, regenerate: bool) -> None:
-        """Offer Edit and/or Regenerate (Copy is always there once a reply is written)."""
+    def set_actions(
+        self, *, edit: bool, regenerate: bool, continue_: bool = False, why_not: str = ""
+    ) -> None:
+        """Offer Edit, Regenerate and Continue (Copy is always there once a reply is written).
+
+        ``why_not``: Continue is shown but disabled, this saying why (the model's format).
+        """
         self.edit_button.setVisible(edit and self._role is Role.USER)
         self.regenerate_button.setVisible(regenerate)
+        self.continue_button.setVisible(continue_)
+        self.continue_button.setEnabled(not why_not)
+        self.continue_button.setToolTip(why_not or CONTINUE_TIP)
+
+    def reopen(self, text: str) -> None:
+        """Stream more text into this reply (Continue), after ``text``, its saved text."""
+        if self.objectName() == "errorBubble":  # the error note goes; the text stays
+            self.setObjectName("assistantBubble")
+            self.style().unpolish(self)
+            self.style().polish(self)
+        self.set_footer("")
+        self.set_streaming(True)
+        if text != self._text:
+            self.set_text(text)
 
     def set_error(self, message: str, hint: str = "") -> None:
         """Turn this reply into an error note (keeping any text that came before)."""
@@ -237,7 +270,11 @@ class MessageBubble(QFrame):
 
     def _footer_width(self) -> int:
         """Room for the footer row (and, for a streamed reply, for its coming footer)."""
-        return max(self._footer_row.sizeHint().width(), self._footer_reserve)
+        row = self._footer_row.sizeHint().width()
+        if not self._footer.isHidden():  # a wrapping label hints narrow: the note on one line
+            label = self._footer.fontMetrics().horizontalAdvance(self._footer.text())
+            row += label - self._footer.sizeHint().width()
+        return max(row, self._footer_reserve)
 
     @Slot()
     def _on_render_timer_timeout(self) -> None:
