@@ -5,8 +5,9 @@
 Loads the demo model (SmolLM2-135M-Instruct) unless --model is given, and saves, for each
 window size (``--sizes``, default 1280x800 and 1600x1000) and each theme:
 ``restored`` (the last chat reopened at start-up), ``first_run`` (the demo loaded, with the
-advice on which Llama 4 to get), ``code_and_table``, ``chat``, ``settings`` (the dialog),
-``image_refused`` (the error banner), ``crash_banner`` and ``crash_details``, named
+advice on which Llama 4 to get), ``code_and_table``, ``chat``, ``sampling_panel`` (the
+chat's own sampling), ``settings``, ``image_refused`` (the error banner), ``crash_banner``
+and ``crash_details``, named
 ``NAME-WxH[-dark].png``, into OUT_DIR (default: ``screenshots/`` at the repo root).
 The Offload & Context dialog and the Model Manager have their own scripts
 (``bench/offload_screenshots.py``, ``bench/model_manager_screenshots.py``).
@@ -153,6 +154,9 @@ def run_theme(model: Path, out: Path, suffix: str, prompt: str, size: tuple[int,
             if not wait_for(window.bridge.reply_finished, 120):
                 raise SystemExit("no reply")
             shoot(window, out, "chat", suffix)
+            window.sampling_panel.toggle_action.setChecked(True)  # the chat's own sampling
+            shoot(window, out, "sampling_panel", suffix)
+            window.sampling_panel.toggle_action.setChecked(False)
 
             dialog = SettingsDialog(window.settings, window.presets, window)
             dialog.show()

@@ -352,3 +352,14 @@ def test_a_persons_line_breaks_are_kept_and_a_replys_paragraph_joins(qtbot) -> N
     qtbot.addWidget(reply)
     assert lines(mine) == ["first line", "second line"]
     assert lines(reply) == ["first line second line"]
+
+
+def test_removed_messages_vanish_at_once(qtbot) -> None:  # noqa: ANN001
+    """A new chat never shows the old transcript over its welcome, even for one paint."""
+    view = ChatView()
+    qtbot.addWidget(view)
+    view.show()
+    view.load_messages([ShownMessage(Role.USER, "old question"), ShownMessage(Role.ASSISTANT, "x")])
+    rows = [b.parentWidget() for b in view.bubbles]
+    view.clear()
+    assert rows and all(row is not None and row.isHidden() for row in rows)

@@ -236,6 +236,7 @@ class ChatView(QScrollArea):
             row = bubble.parentWidget()
             assert row is not None  # _add put every bubble in a row of its own
             self._column.removeWidget(row)
+            row.hide()  # gone at once: deleteLater waits for the event loop, a paint may not
             row.deleteLater()
         del self._bubbles[index:]
         if not self._bubbles:
