@@ -89,3 +89,15 @@ def test_the_app_has_its_icon(qapp) -> None:  # noqa: ANN001
     icon = app_icon()
     assert not icon.isNull()
     assert not icon.pixmap(64, 64).toImage().isNull()
+
+
+def test_no_model_means_no_plan_line(qtbot, tmp_path: Path) -> None:
+    from app.ui.models.model_bar import ModelBar
+
+    bar = ModelBar(tmp_path)
+    qtbot.addWidget(bar)
+    bar.show()
+    bar.show_plan("Plan: all on the CPU · 2,048 tokens of context")
+    assert bar.plan_label.isVisible()
+    bar.show_none("The engine stopped. Reload to continue.")
+    assert not bar.plan_label.isVisible()  # a plan of no model would say what is not true

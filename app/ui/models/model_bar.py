@@ -166,8 +166,9 @@ class ModelBar(QFrame):
         self.show_none()
 
     def show_none(self, details: str = "Load a .gguf model file to start chatting.") -> None:
-        """No model is loaded."""
+        """No model is loaded (and so no plan is in use)."""
         self._set("No model loaded", details, loading=False, loaded=False)
+        self.show_plan("")
 
     def show_loading(self, path: Path) -> None:
         """A load has started."""
