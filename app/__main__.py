@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app import doctor_cli
 
     doctor_cli.add_parser(sub)
+    from app import serve_cli
+
+    serve_cli.add_parser(sub)
     parser.add_argument("--version", action="version", version=f"herd {__version__}")
     cli_help.finish(parser)
     return parser
@@ -138,6 +141,10 @@ def _run(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
         from app import plan_cli
 
         return plan_cli.run(args, paths)
+    if args.command == "serve":
+        from app import serve_cli
+
+        return serve_cli.run(args, paths, settings)
     if args.command == "doctor":
         from app import doctor_cli
 

@@ -119,22 +119,9 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
     try:
         for image in images:
             check_image(image)
-        info_ = read_gguf(Path(args.model))
-        require_supported(info_)
-        projector = _projector_for(args, info_) if images else None
+        info_, request = load_request(args, paths, settings, with_projector=bool(images))
     except HerdError as exc:
         return fail(exc.one_line())
-    try:
-        kept = WishStore(paths.config / WISHES_FILE).get(info_.path)
-        wishes = wishes_from_args(args, kept)
-        hardware = described_hardware(args)
-    except HerdError as exc:
-        return fail(exc.one_line())
-    if projector is not None:
-        wishes = dataclasses.replace(wishes, projector=str(projector))
-    request = LoadRequest(
-        info_.path, wishes, base=settings.load, hardware=hardware, threads=args.threads
-    )
     sampling = dataclasses.replace(settings.sampling, max_tokens=args.max_tokens, seed=args.seed)
     if args.temperature is not None:
         sampling = dataclasses.replace(sampling, temperature=args.temperature)
@@ -142,25 +129,12 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
     with EngineClient(paths) as engine:
         if args.dry_run:
             return _dry_run(engine, info_, request, as_json=args.json)
-        for event in load_model(engine, request):
-            if isinstance(event, Planned):
-                if args.show_plan:
-                    print(summary(event.plan), file=sys.stderr)
-                    print(describe_plan(event.plan), file=sys.stderr)
-                if not event.plan.fits:
-                    fail(_event_line(refusal(event.plan)))
-                    return EXIT_DOES_NOT_FIT
-            elif isinstance(event, ev.Failed | ev.EngineCrashed):
-                return fail(_event_line(event))
-        for note in engine.facts.plan_notes if engine.facts else ():
-            print(f"herd: warning: the load differs from the plan: {note}", file=sys.stderr)
+        code = load_for_cli(engine, request, show_plan=args.show_plan)
+        if code is not None:
+            return code
         assert engine.facts is not None
         if images and not engine.facts.vision:
             return fail(engine.facts.vision_error or "the vision projector did not load")
-        for warning in engine.facts.warnings:
-            print(f"herd: warning: {warning}", file=sys.stderr)
-        if engine.facts.engine_note:
-            print(f"herd: note: {engine.facts.engine_note}", file=sys.stderr)
         history: list[ChatMessage] = []
         if args.system:
             history.append(ChatMessage(Role.SYSTEM, args.system))
@@ -184,6 +158,58 @@ def chat(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
             history.append(_reply_message(finished))
             if not interactive:
                 return EXIT_OK
+
+
+def load_request(
+    args: argparse.Namespace, paths: AppPaths, settings: Settings, *, with_projector: bool
+) -> tuple[GGUFInfo, LoadRequest]:
+    """The header and the load request the command line's model and wish flags ask for.
+
+    ``with_projector``: the vision projector is required (``--projector``, or the one next
+    to the model), so a missing one is said before the load.
+
+    Raises:
+        HerdError: the file, a wish or the described hardware is refused.
+    """
+    info_ = read_gguf(Path(args.model))
+    require_supported(info_)
+    projector = _projector_for(args, info_) if with_projector else None
+    kept = WishStore(paths.config / WISHES_FILE).get(info_.path)
+    wishes = wishes_from_args(args, kept)
+    hardware = described_hardware(args)
+    if projector is not None:
+        wishes = dataclasses.replace(wishes, projector=str(projector))
+    request = LoadRequest(
+        info_.path, wishes, base=settings.load, hardware=hardware, threads=args.threads
+    )
+    return info_, request
+
+
+def load_for_cli(engine: EngineClient, request: LoadRequest, *, show_plan: bool) -> int | None:
+    """Run the load job, saying its plan, refusal or failure on stderr.
+
+    Returns:
+        None once the model is loaded (its warnings said), else the exit code to end with.
+    """
+    for event in load_model(engine, request):
+        if isinstance(event, Planned):
+            if show_plan:
+                print(summary(event.plan), file=sys.stderr)
+                print(describe_plan(event.plan), file=sys.stderr)
+            if not event.plan.fits:
+                fail(_event_line(refusal(event.plan)))
+                return EXIT_DOES_NOT_FIT
+        elif isinstance(event, ev.Failed | ev.EngineCrashed):
+            return fail(_event_line(event))
+    if engine.facts is None:
+        return fail("the engine ended the load without a result")
+    for note in engine.facts.plan_notes:
+        print(f"herd: warning: the load differs from the plan: {note}", file=sys.stderr)
+    for warning in engine.facts.warnings:
+        print(f"herd: warning: {warning}", file=sys.stderr)
+    if engine.facts.engine_note:
+        print(f"herd: note: {engine.facts.engine_note}", file=sys.stderr)
+    return None
 
 
 def _dry_run(engine: EngineClient, info_: GGUFInfo, request: LoadRequest, *, as_json: bool) -> int:

@@ -14,6 +14,7 @@ examples:
   herd chat MODEL.gguf --image cat.jpg --prompt "What is this?" --stats
   herd info MODEL.gguf                  what a GGUF holds, without loading it
   herd plan MODEL.gguf --vram 24GiB     what would go where, without loading
+  herd serve MODEL.gguf --port 8080     a local OpenAI-compatible API on the model
   herd pull scout                       find Llama 4 GGUF repos, or download one
   herd models                           the models Herd knows on this computer
   herd doctor                           what this machine runs, and why not
