@@ -10,6 +10,7 @@ import anyio.to_thread
 
 from app.core import events as ev
 from app.core.engine.client import EngineClient
+from app.core.errors import one_line
 from app.core.jobs import CancelToken
 from app.server.errors import ApiError
 from app.server.wire import ChatRequest, finish, stop_at
@@ -124,6 +125,6 @@ def api_error(failure: ev.Failed | ev.EngineCrashed) -> ApiError:
     """The HTTP error for an engine failure; a full context gives its numbers (400)."""
     if isinstance(failure, ev.EngineCrashed):
         return ApiError(500, f"The engine crashed: {failure.message}", "engine_crashed")
-    message = f"{failure.message} {failure.hint}".strip()
+    message = one_line(failure.message, failure.hint)
     code = "context_length_exceeded" if "context holds" in failure.message else "invalid_request"
     return ApiError(400, message, code)
