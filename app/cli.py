@@ -19,7 +19,7 @@ from app.core import events as ev
 from app.core.chat.llama4_format import EOM
 from app.core.chat.messages import ChatMessage, Role
 from app.core.engine.client import EngineClient
-from app.core.errors import HerdError
+from app.core.errors import HerdError, one_line
 from app.core.gguf.info import GGUFInfo, describe, find_projector, read_gguf, require_supported
 from app.core.jobs import CancelToken
 from app.core.load import (
@@ -297,7 +297,7 @@ def _event_line(event: ev.Failed | ev.EngineCrashed) -> str:
             "",
         )
         return f"{event.message} {('Last log line: ' + cause.strip()) if cause else ''}".strip()
-    return f"{event.message} {event.hint}".strip()
+    return one_line(event.message, event.hint)
 
 
 def gui(model: str | None, paths: AppPaths, settings: Settings) -> int:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from app.core.errors import HerdError
+from app.core.errors import HerdError, one_line
 from app.core.hub import catalog, library
 from app.core.hub.catalog import CURATED, QuantOption, RepoQuants
 from app.core.hub.errors import RepoNotFoundError
@@ -260,7 +260,7 @@ def _download(service: HubService, request: DownloadRequest) -> int:
                 if event.state is JobState.PAUSED:
                     _err("herd: paused; run the same command again to resume.")
                     return EXIT_INTERRUPTED
-                return _fail(f"{event.message} {event.hint}".strip())
+                return _fail(one_line(event.message, event.hint))
     except KeyboardInterrupt:
         progress.end()
         _record(queue, request.key, JobState.PAUSED)
