@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.hardware.probe import Hardware
-from app.core.hub.verdict import RESERVE, USABLE_TOK_S, Fit, Verdict, judge, size_text
+from app.core.hub.verdict import RESERVE, Fit, Verdict, judge, size_text, tier, too_coarse
 from app.core.plan.search import Wishes, margin
 
 __all__ = ["FAMILIES", "Option", "Outlook", "outlook"]
@@ -23,7 +23,6 @@ BITS = {
     "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.68, "Q4_K_M": 4.84, "Q3_K_M": 3.91,
     "Q2_K": 3.35, "IQ2_XXS": 2.06, "IQ1_S": 1.56,
 }  # fmt: skip
-LOW_QUALITY = frozenset({"IQ2_XXS", "IQ1_S"})  # well below 3 bits: answers suffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +73,7 @@ class Option:
     @property
     def low_quality(self) -> bool:
         """Whether the quant is so small that answers clearly suffer."""
-        return self.quant in LOW_QUALITY
+        return too_coarse(self.quant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +107,12 @@ def outlook(hardware: Hardware) -> Outlook:
     larger model); one at half that speed (Scout first); a very low precision one at a
     chatting speed; whatever runs at all. Within a rule, the largest (all on the GPU first).
     """
-    judged = [o for o in options(hardware) if o.verdict.fits]
+    judged = [(o, tier(o.quant, o.verdict)) for o in options(hardware)]
     maverick_first = list(FAMILIES)
     scout_first = maverick_first[::-1]
-    rules = (
-        (maverick_first, lambda o: not o.low_quality and o.verdict.tok_s >= USABLE_TOK_S),
-        (scout_first, lambda o: not o.low_quality and o.verdict.tok_s >= USABLE_TOK_S / 2),
-        (scout_first, lambda o: o.verdict.tok_s >= USABLE_TOK_S),
-        (scout_first, lambda o: True),
-    )
-    for order, rule in rules:
+    for rank, order in ((0, maverick_first), (1, scout_first), (2, scout_first), (3, scout_first)):
         for family in order:
-            found = [o for o in judged if o.family is family and rule(o)]
+            found = [o for o, t in judged if o.family is family and t is not None and t <= rank]
             if found:
                 return Outlook(_largest(found))
     return _nothing_fits(hardware)

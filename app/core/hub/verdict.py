@@ -171,30 +171,41 @@ def judge(size: int, name: str, hardware: Hardware) -> Verdict:
     return Verdict(Fit.NO_FIT, 0.0)
 
 
+def tier(quant: str, verdict: Verdict) -> int | None:
+    """Which of the suggestion rules a quant meets first (lower is better; None: no fit).
+
+    0: not too coarse (:func:`too_coarse`) at a chatting speed; 1: not too coarse at half
+    that speed; 2: any at a chatting speed; 3: it only fits. The quant picker
+    (:func:`recommend`) and the first-run advice (:mod:`app.core.first_run`) both rank by it.
+    """
+    if not verdict.fits:
+        return None
+    fine = not too_coarse(quant)
+    if fine and verdict.tok_s >= USABLE_TOK_S:
+        return 0
+    if fine and verdict.tok_s >= USABLE_TOK_S / 2:
+        return 1
+    return 2 if verdict.tok_s >= USABLE_TOK_S else 3
+
+
 def recommend(
     verdicts: Sequence[tuple[int, Verdict]], names: Sequence[str] | None = None
 ) -> int | None:
     """Index of the quant to suggest among (size, verdict) pairs, or None if none fits.
 
-    The rules of the first-run advice, in order: a quant that is not too coarse
-    (:func:`too_coarse`, by ``names``) at a chatting speed; one at half that speed; any
-    at a chatting speed. Within a rule, all on the GPU first, then the largest. Failing
-    all of them, the fastest that fits at all.
+    The best :func:`tier` (by ``names``); within it, all on the GPU first, then the largest.
+    When no quant meets a rule, the fastest that fits at all.
     """
     names = list(names) if names is not None else [""] * len(verdicts)
-    fitting = [(i, s, v) for i, (s, v) in enumerate(verdicts) if v.fits]
+    ranked = [(tier(names[i], v), i, s, v) for i, (s, v) in enumerate(verdicts)]
+    fitting = [(t, i, s, v) for t, i, s, v in ranked if t is not None]
     if not fitting:
         return None
-    rules = (
-        lambda i, v: not too_coarse(names[i]) and v.tok_s >= USABLE_TOK_S,
-        lambda i, v: not too_coarse(names[i]) and v.tok_s >= USABLE_TOK_S / 2,
-        lambda i, v: v.tok_s >= USABLE_TOK_S,
-    )
-    for rule in rules:
-        found = [x for x in fitting if rule(x[0], x[2])]
-        if found:
-            return max(found, key=lambda x: (x[2].fit is Fit.ALL_GPU, x[1]))[0]
-    return max(fitting, key=lambda x: x[2].tok_s)[0]
+    best = min(t for t, _, _, _ in fitting)
+    if best < 3:
+        found = [x for x in fitting if x[0] == best]
+        return max(found, key=lambda x: (x[3].fit is Fit.ALL_GPU, x[2]))[1]
+    return max(fitting, key=lambda x: x[3].tok_s)[1]
 
 
 def machine_text(hardware: Hardware) -> str:
