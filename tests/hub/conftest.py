@@ -20,6 +20,7 @@ def hub_server() -> Iterator[FakeHub]:
     with FakeHub() as hub:
         hub.add(scout_repo())
         hub.add(gated_repo())
+        hub.keep_as_baseline()
         yield hub
 
 

@@ -44,6 +44,7 @@ class FakeHub:
 
     def __init__(self) -> None:
         self.repos: dict[str, HubRepo] = {}
+        self._baseline: dict[str, HubRepo] | None = None  # the repos every test starts with
         self.faults = Faults()
         self.rate_bps: float | None = None  # pace file bodies (sendfile path) like a link
         self.sent: dict[str, int] = {}  # body bytes sent per file name
@@ -91,7 +92,13 @@ class FakeHub:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def keep_as_baseline(self) -> None:
+        """The repos now served are the ones :meth:`reset` goes back to."""
+        self._baseline = dict(self.repos)
+
     def reset(self) -> None:
+        if self._baseline is not None:  # a repo one test added is not another test's
+            self.repos = dict(self._baseline)
         self.faults = Faults()
         self.sent.clear()
         self.ranges.clear()
