@@ -46,6 +46,7 @@ from app.core.chat.llama4_format import (
 
 __all__ = [
     "MAX_TILES",
+    "SPECIALS",
     "TILE_SIZE",
     "TILE_TOKENS",
     "ImageGrid",
@@ -62,6 +63,9 @@ MAX_TILES = 16
 """Most tiles an image is cut into, its global view not counted."""
 TILE_TOKENS = 144
 """Embeddings per tile in Llama 4: (336 / 14) ** 2 patches, a quarter after the shuffle."""
+
+SPECIALS = (IMAGE_START, IMAGE, TILE_X_SEPARATOR, TILE_Y_SEPARATOR, IMAGE_END)
+"""The special tokens an image's layout is made of (besides its tiles)."""
 
 TILE = "tile"
 """A layout piece that stands for one tile's embeddings (the global view's included)."""

@@ -24,13 +24,6 @@ from typing import Any
 
 from app.core import vision
 from app.core.chat import llama4_images as tiling
-from app.core.chat.llama4_format import (
-    IMAGE,
-    IMAGE_END,
-    IMAGE_START,
-    TILE_X_SEPARATOR,
-    TILE_Y_SEPARATOR,
-)
 from app.core.engine.media_chunks import MediaChunk
 from app.core.errors import HerdError, ModelFileError
 from app.core.gguf.reader import read_part
@@ -48,7 +41,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SPECIALS = (IMAGE_START, IMAGE, TILE_X_SEPARATOR, TILE_Y_SEPARATOR, IMAGE_END)
+SPECIALS = tiling.SPECIALS
 
 
 @dataclass(frozen=True, slots=True)
