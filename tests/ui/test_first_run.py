@@ -101,3 +101,20 @@ def test_no_model_means_no_plan_line(qtbot, tmp_path: Path) -> None:
     assert bar.plan_label.isVisible()
     bar.show_none("The engine stopped. Reload to continue.")
     assert not bar.plan_label.isVisible()  # a plan of no model would say what is not true
+
+
+def test_the_model_bar_gives_the_files_size_as_the_library_does(
+    qtbot, tmp_path: Path, tiny_scout: Path
+) -> None:
+    from app.core.units import size_text
+
+    window = MainWindow(AppPaths.under(tmp_path).ensure(), Settings(load=LoadSettings(n_ctx=512)))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        with qtbot.waitSignal(window.bridge.loaded, timeout=60_000):
+            load_with(window, tiny_scout, n_ctx=512)
+        shown = window.model_bar.details_label.text().replace("\u00a0", " ")
+        assert size_text(tiny_scout.stat().st_size) in shown.split("  ·  ")
+    finally:
+        window.close()

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
 from app.core import events as ev
 from app.core.demo import DEMO_NAME, is_demo
 from app.core.errors import HerdError, one_line
-from app.core.gguf.reader import split_parts
 from app.core.hub import library
 from app.core.paths import AppPaths
 from app.core.units import size_text
@@ -32,34 +31,19 @@ logger = logging.getLogger(__name__)
 _MUTED = "color: palette(placeholder-text);"
 
 
-def on_disk(facts: ev.ModelFacts) -> str:
+def on_disk(facts: ev.ModelFacts, file_size: int = 0) -> str:
     """The model's files' size, all parts, with the projector apart: ``61.4 GiB + 0.8 GiB``.
 
-    The same figure the library and the Load menu give (``+ 0.8 GiB projector``).
+    ``file_size`` is the header's sum over the parts (the load job read it), the same figure
+    the library and the Load menu give; without it, llama.cpp's size of the weights.
     """
-    model = _file_bytes(split_parts_or_self(facts.path))
-    text = size_text(model) if model else size_text(facts.size_bytes)
+    text = size_text(file_size or facts.size_bytes)
     if facts.vision and facts.projector:
-        text += f" + {size_text(_file_bytes([Path(facts.projector)]))} projector"
-    return text
-
-
-def split_parts_or_self(path: str) -> list[Path]:
-    """Every part of a split GGUF (or the one file)."""
-    try:
-        return list(split_parts(path))
-    except (HerdError, OSError):
-        return [Path(path)]
-
-
-def _file_bytes(files: list[Path]) -> int:
-    total = 0
-    for file in files:
         try:
-            total += file.stat().st_size
+            text += f" + {size_text(Path(facts.projector).stat().st_size)} projector"
         except OSError:
-            return 0
-    return total
+            pass
+    return text
 
 
 UNBROKEN_MAX = 32
@@ -182,13 +166,13 @@ class ModelBar(QFrame):
         self.progress.setValue(int(fraction * 1000))
         self.details_label.setText(f"{message or 'Loading'}… {fraction:.0%}")
 
-    def show_model(self, facts: ev.ModelFacts) -> None:
+    def show_model(self, facts: ev.ModelFacts, file_size: int = 0) -> None:
         """A model is loaded (the demo is named as the small stand-in it is)."""
         name = facts.name or Path(facts.path).stem
         context = f"context {facts.n_ctx:,}"
         if facts.n_ctx_train:
             context = f"context {facts.n_ctx:,} of {facts.n_ctx_train:,}"
-        parts = [Path(facts.path).name, facts.description, context, on_disk(facts)]
+        parts = [Path(facts.path).name, facts.description, context, on_disk(facts, file_size)]
         if is_demo(facts.path):
             name = f"Demo model: {DEMO_NAME}"
             parts = ["a tiny model to try Herd with, not Llama 4", context]

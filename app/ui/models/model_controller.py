@@ -221,7 +221,7 @@ class ModelController(QObject):
 
     @Slot(object)
     def _on_bridge_loaded(self, facts: ev.ModelFacts) -> None:
-        self._bar.show_model(facts)
+        self._bar.show_model(facts, self.planned.info.file_size if self.planned else 0)
         if self.planned is not None:
             self._bar.show_plan(summary(self.planned.plan), facts.plan_notes)
         self._meter.set_usage(0, facts.n_ctx)
