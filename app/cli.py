@@ -50,10 +50,6 @@ def fail(message: str) -> int:
     return EXIT_ERROR
 
 
-def _size(n: float) -> str:
-    return size_text(n)
-
-
 def info(model: str, *, as_json: bool) -> int:
     """``herd info MODEL``: what the file is, read from its header only.
 
@@ -87,12 +83,13 @@ def info(model: str, *, as_json: bool) -> int:
         lines.append("experts        none (dense)")
     lines.append(f"quant          {summary['quant']}")
     mix = ", ".join(
-        f"{name} {_size(v['bytes'])} ({v['tensors']})" for name, v in summary["quant_mix"].items()
+        f"{name} {size_text(v['bytes'])} ({v['tensors']})"
+        for name, v in summary["quant_mix"].items()
     )
     lines.append(f"quant mix      {mix}")
     parts = len(summary["parts"])
     in_parts = f" in {parts} parts" if parts > 1 else ""
-    lines.append(f"file size      {_size(summary['file_size'])}{in_parts}")
+    lines.append(f"file size      {size_text(summary['file_size'])}{in_parts}")
     lines.append(f"trained ctx    {summary['context_length']:,} tokens")
     lines.append(f"chat template  {'present' if summary['chat_template'] else 'none'}")
     lines.append(f"vision         {summary['projector'] or 'no projector (mmproj) found'}")

@@ -31,8 +31,8 @@ from app.core.hub.jobs import (
     JobState,
 )
 from app.core.hub.service import HubService, verdicts
-from app.core.hub.verdict import size_text
 from app.core.paths import AppPaths
+from app.core.units import size_text
 
 logger = logging.getLogger(__name__)
 

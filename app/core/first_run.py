@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.hardware.probe import Hardware
-from app.core.hub.verdict import RESERVE, Fit, Verdict, judge, size_text, tier, too_coarse
+from app.core.hub.verdict import RESERVE, Fit, Verdict, judge, tier, too_coarse
 from app.core.plan.search import Wishes, margin
+from app.core.units import size_text
 
 __all__ = ["FAMILIES", "Option", "Outlook", "outlook"]
 

@@ -115,10 +115,6 @@ def _register_plugins() -> None:
     register_heif_opener()
 
 
-def _size_text(n: int) -> str:
-    return size_text(n)
-
-
 def _over(n: int, limit: int) -> str:
     """``n``, said so that it reads as more than ``limit`` even when both round alike."""
     return size_text(n) if size_text(n) != size_text(limit) else f"{n:,} bytes"
@@ -181,7 +177,7 @@ def _check_file(path: Path) -> int:
             ImageProblem.FILE_TOO_LARGE,
             path,
             f"{name} is {_over(stat.st_size, MAX_FILE_BYTES)}; Herd accepts images up to "
-            f"{_size_text(MAX_FILE_BYTES)}.",
+            f"{size_text(MAX_FILE_BYTES)}.",
             "Save it smaller (a lower resolution or JPEG quality) and attach that.",
         )
     return stat.st_size

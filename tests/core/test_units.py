@@ -32,8 +32,7 @@ def test_counts() -> None:
     assert count_text(8192) == "8,192" and count_text(10_485_760) == "10,485,760"
 
 
-def test_the_planner_the_images_and_the_reader_use_it() -> None:
-    from app.core.gguf import reader
+def test_the_planner_writes_sizes_with_it() -> None:
     from app.core.plan import words
 
-    assert words.size(98_362_432) == reader._gb(98_362_432) == "94 MiB"
+    assert words.size(98_362_432) == "94 MiB"

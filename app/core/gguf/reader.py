@@ -59,16 +59,13 @@ def _error(path: Path, what: str, hint: str = _REDOWNLOAD) -> ModelFileError:
     return ModelFileError(f"{path.name}: {what}", hint)
 
 
-def _gb(n: int) -> str:
-    return size_text(n)
-
-
 def _truncated(path: Path, need: int, size: int, where: str = "") -> ModelFileError:
     return _error(
         path,
         f"the file is truncated{where}: expected at least {need} bytes, found {size}; "
         "re-download it",
-        f"Only {_gb(size)} of at least {_gb(need)} is there; the download stopped early.",
+        f"Only {size_text(size)} of at least {size_text(need)} is there; the download "
+        "stopped early.",
     )
 
 

@@ -22,7 +22,7 @@ from enum import IntEnum, StrEnum
 from app.core.hardware.probe import Hardware
 from app.core.plan.bandwidth import cpu_bandwidth, gpu_bandwidth
 from app.core.plan.search import Wishes, margin
-from app.core.plan.words import size as fmt_size
+from app.core.units import size_text
 
 GiB = 1 << 30
 RESERVE = 2 * GiB  # KV cache and compute buffers for a chat-sized context
@@ -240,8 +240,3 @@ def why_none_fits(size: int, name: str, hardware: Hardware) -> tuple[str, str]:
             "memory."
         )
     return why, do
-
-
-def size_text(n: int) -> str:
-    """Bytes as the planner writes them (GiB / MiB), and KiB below one MiB."""
-    return f"{n / 1024:.0f} KiB" if n < 1 << 20 else fmt_size(n)

@@ -30,7 +30,8 @@ from app.core.errors import one_line
 from app.core.hub.catalog import CURATED, repo_card
 from app.core.hub.client import RepoSummary
 from app.core.hub.jobs import DownloadRequest
-from app.core.hub.verdict import Verdict, machine_text, recommend, size_text, why_none_fits
+from app.core.hub.verdict import Verdict, machine_text, recommend, why_none_fits
+from app.core.units import size_text
 from app.ui.models import quant_table
 from app.ui.models.fit_badge import RED, shade
 from app.ui.models.hub_bridge import HubBridge, QuantsResult

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.hub.jobs import DownloadProgress, JobState
-from app.core.hub.verdict import size_text
+from app.core.units import size_text
 from app.ui.models.hub_bridge import HubBridge
 from app.ui.models.model_tables import REPO_ROLE, item_at, make_item, make_table, selected_row
 

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVB
 
 from app.core.errors import HerdError
 from app.core.hub import library
-from app.core.hub.verdict import size_text
 from app.core.paths import AppPaths
+from app.core.units import size_text
 from app.ui.models.hub_bridge import HubBridge
 from app.ui.models.model_tables import make_item, make_table, selected_row
 

@@ -12,7 +12,8 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QWidget
 
 from app.core.hub.catalog import QuantOption
-from app.core.hub.verdict import Fit, Verdict, quality, size_text
+from app.core.hub.verdict import Fit, Verdict, quality
+from app.core.units import size_text
 from app.ui.models.fit_badge import FIT_ROLE, FitBadgeDelegate, quality_colour
 from app.ui.models.model_tables import item_at, make_item, make_table
 
