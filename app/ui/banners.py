@@ -21,6 +21,14 @@ from PySide6.QtWidgets import (
 from app.core import events as ev
 
 
+def strip_icon(strip: QWidget, kind: QStyle.StandardPixmap) -> QLabel:
+    """A strip's small standard icon (warning, error, information) as a label."""
+    icon = QLabel(strip)
+    size = strip.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+    icon.setPixmap(strip.style().standardIcon(kind).pixmap(size, size))
+    return icon
+
+
 class _ReportStrip(QFrame):
     """A strip that reports something with Copy (for a bug report) and Open log buttons."""
 
@@ -76,10 +84,7 @@ class CrashBanner(_ReportStrip):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(16, 8, 16, 8)
         row = QHBoxLayout()
-        icon = QLabel(self)
-        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
-        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
-        icon.setPixmap(warn.pixmap(size, size))
+        icon = strip_icon(self, QStyle.StandardPixmap.SP_MessageBoxWarning)
         row.addWidget(icon)
         self.message_label = QLabel(self)
         self.message_label.setWordWrap(True)
@@ -141,10 +146,7 @@ class ErrorBanner(_ReportStrip):
         )
         row = QHBoxLayout(self)
         row.setContentsMargins(16, 8, 16, 8)
-        icon = QLabel(self)
-        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
-        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxCritical)
-        icon.setPixmap(warn.pixmap(size, size))
+        icon = strip_icon(self, QStyle.StandardPixmap.SP_MessageBoxCritical)
         row.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
         self.message_label = QLabel(self)
         self.message_label.setWordWrap(True)
@@ -185,10 +187,7 @@ class TemplateNotice(QFrame):
         )
         row = QHBoxLayout(self)
         row.setContentsMargins(16, 8, 16, 8)
-        icon = QLabel(self)
-        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
-        info = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation)
-        icon.setPixmap(info.pixmap(size, size))
+        icon = strip_icon(self, QStyle.StandardPixmap.SP_MessageBoxInformation)
         row.addWidget(icon)
         self.message_label = QLabel(self)
         self.message_label.setWordWrap(True)
