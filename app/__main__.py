@@ -93,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run Herd; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if argv and argv[0] not in cli_help.commands(parser) and not argv[0].startswith("-"):
+    commands = cli_help.commands(parser)
+    if argv and argv[0] not in commands and not argv[0].startswith("-"):
         if not _names_a_model(argv[0]):
-            return _unknown_command(argv[0], cli_help.commands(parser))
+            return _unknown_command(argv[0], commands)
         argv = ["gui", *argv]  # `herd model.gguf` opens the window on that model
     args = parser.parse_args(argv or ["gui"])
     home = os.environ.get("HERD_HOME")
