@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.hardware.probe import Hardware
-from app.core.hub.verdict import RESERVE, Fit, Verdict, judge, tier, too_coarse
-from app.core.plan.search import Wishes, margin
+from app.core.hub.verdict import Fit, Verdict, judge, need_and_have, tier, too_coarse
 from app.core.units import size_text
 
 __all__ = ["FAMILIES", "Option", "Outlook", "outlook"]
@@ -123,11 +122,7 @@ def _nothing_fits(hardware: Hardware) -> Outlook:
     family = FAMILIES[-1]
     quant = family.quants[-1]
     size = estimate(family, quant)
-    need = size + RESERVE + margin(hardware.ram_total, Wishes())
-    gpu = sum(d.free_bytes for d in hardware.devices)
-    have = size_text(hardware.ram_available) + " of RAM"
-    if gpu and not hardware.unified_memory:
-        have += f" and {size_text(gpu)} of GPU memory"
+    need, have = need_and_have(size, hardware)
     return Outlook(
         None,
         why_not=(

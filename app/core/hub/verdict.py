@@ -221,13 +221,22 @@ def machine_text(hardware: Hardware) -> str:
     return f"{gpus} and {ram} of RAM free" if gpus else f"no GPU, {ram} of RAM free"
 
 
-def why_none_fits(size: int, name: str, hardware: Hardware) -> tuple[str, str]:
-    """Why the smallest quant (``size`` bytes, called ``name``) does not fit, and what to do."""
+def need_and_have(size: int, hardware: Hardware) -> tuple[int, str]:
+    """Bytes a model of ``size`` needs free with its working memory, and what is free.
+
+    The second is in words: ``57.0 GiB of RAM and 23.2 GiB of GPU memory``.
+    """
     need = size + RESERVE + margin(hardware.ram_total, Wishes())
     have = size_text(hardware.ram_available) + " of RAM"
     gpu = sum(d.free_bytes for d in hardware.devices)
     if gpu and not hardware.unified_memory:
         have += f" and {size_text(gpu)} of GPU memory"
+    return need, have
+
+
+def why_none_fits(size: int, name: str, hardware: Hardware) -> tuple[str, str]:
+    """Why the smallest quant (``size`` bytes, called ``name``) does not fit, and what to do."""
+    need, have = need_and_have(size, hardware)
     why = (
         f"Even the smallest quant here ({size_text(size)}) needs about {size_text(need)} "
         f"free with its working memory; this computer has {have} free."
