@@ -29,6 +29,10 @@ def one_line(message: str, hint: str = "") -> str:
     return f"{message} {hint.strip()}".strip()
 
 
+class ContextFullError(HerdError):
+    """A prompt that does not fit the loaded model's context (the message has the numbers)."""
+
+
 class ModelFileError(HerdError, ValueError):
     """A model file that is missing, not a GGUF, truncated or corrupt."""
 

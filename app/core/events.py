@@ -120,6 +120,7 @@ class Failed:
     hint: str = ""
     cancelled: bool = False
     log_path: str = ""  # the log that says more ("" when there is none)
+    context_full: bool = False  # the prompt does not fit the loaded context
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,5 +126,5 @@ def api_error(failure: ev.Failed | ev.EngineCrashed) -> ApiError:
     if isinstance(failure, ev.EngineCrashed):
         return ApiError(500, f"The engine crashed: {failure.message}", "engine_crashed")
     message = one_line(failure.message, failure.hint)
-    code = "context_length_exceeded" if "context holds" in failure.message else "invalid_request"
+    code = "context_length_exceeded" if failure.context_full else "invalid_request"
     return ApiError(400, message, code)

@@ -65,3 +65,16 @@ def test_a_crash_at_the_first_pushed_decode_gets_the_safe_retry(
         assert [e for e in events if isinstance(e, ev.Notice)], events  # it was retried
         assert isinstance(events[-1], ev.Finished), events[-1]
         assert pushed and sum(t.n_tokens for t in pushed) == events[-1].generated_tokens
+
+
+def test_a_prompt_past_the_context_says_so_as_a_field(
+    client: EngineClient, smollm2_gguf: Path
+) -> None:
+    """The server and others tell a full context by ``Failed.context_full``, not by words."""
+    assert isinstance(list(client.load(smollm2_gguf, LoadSettings(n_ctx=256)))[-1], ev.Loaded)
+    long = [ChatMessage(Role.USER, "llama " * 400)]
+    failed = list(client.chat(long, SamplingSettings(max_tokens=4)))[-1]
+    assert isinstance(failed, ev.Failed) and failed.context_full
+    assert "the context holds 256" in failed.message
+    ok = list(client.chat([ChatMessage(Role.USER, "Hi")], SamplingSettings(max_tokens=2)))[-1]
+    assert isinstance(ok, ev.Finished)

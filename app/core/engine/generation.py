@@ -68,6 +68,7 @@ def stream_reply(
             ev.Failed(
                 f"The conversation is {len(tokens)} tokens; the context holds {n_ctx}.",
                 "Start a new chat, shorten it, or load the model with a larger context.",
+                context_full=True,
             ),
         )
         return

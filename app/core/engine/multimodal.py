@@ -30,7 +30,7 @@ from typing import Any
 from app.core import vision
 from app.core.engine import image_tiles
 from app.core.engine.media_chunks import MediaChunk
-from app.core.errors import HerdError
+from app.core.errors import ContextFullError, HerdError
 
 __all__ = [
     "ImageCounter",
@@ -127,7 +127,7 @@ def prefill(llm: Any, projector: Any, chunks: Sequence[Any], should_stop: Any) -
         raise HerdError("A prompt with images must end with text.", "Report this as a bug.")
     full = [t for chunk in chunks for t in chunk.tokens]
     if len(full) >= llm.n_ctx():
-        raise HerdError(
+        raise ContextFullError(
             f"The conversation is {len(full)} tokens with its images; the context holds "
             f"{llm.n_ctx()}.",
             "Start a new chat, attach fewer or smaller images, or load the model with a "

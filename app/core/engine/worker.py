@@ -22,7 +22,7 @@ from app.core.engine import generation, prompt_tokens
 from app.core.engine import protocol as proto
 from app.core.engine.engine_config import EngineConfig
 from app.core.engine.generation import EMIT_EVERY_S
-from app.core.errors import HerdError
+from app.core.errors import ContextFullError, HerdError
 from app.core.settings import LoadSettings, SamplingSettings
 
 logger = logging.getLogger(__name__)
@@ -277,7 +277,8 @@ class Worker:
                 filled = self._prefill_images(req, llm, segments or prompt, images)
             except HerdError as exc:
                 llama_ext.clear_memory(llm)
-                self.emit(req.id, ev.Failed(exc.user_message, exc.hint))
+                full = isinstance(exc, ContextFullError)
+                self.emit(req.id, ev.Failed(exc.user_message, exc.hint, context_full=full))
                 return
             except RuntimeError as exc:  # an image's decode failed, or Stop aborted it
                 filled = None
