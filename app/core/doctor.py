@@ -22,6 +22,7 @@ import psutil
 
 from app import __version__
 from app.core import events as ev
+from app.core.child_argv import is_bundle
 from app.core.demo import demo_model_path
 from app.core.engine import selfcheck
 from app.core.engine.engine_config import CheckRecord
@@ -135,6 +136,8 @@ def diagnose(
     except HerdError as exc:
         facts = {"error": exc.user_message}
     report["llama_cpp"] = {k: v for k, v in facts.items() if k != "devices"}
+    report["bundle"] = is_bundle()  # a desktop bundle (PyInstaller), not a source install
+    report["cpu_variant"] = str(facts.get("cpu_variant", ""))  # "" : the CPU is built in
     cpu = probe_cpu()
     report["cpu"] = {
         **cpu.to_dict(),

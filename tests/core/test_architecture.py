@@ -24,6 +24,7 @@ OWNERS = {
         "app/core/engine/llama_ext.py",
         "app/core/engine/llama_vision.py",
         "app/core/engine/llama_devices.py",
+        "app/core/engine/backends.py",  # a portable build's backend modules (the bundles)
     ),
     "huggingface_hub": ("app/core/hub/",),
     "starlette": ("app/server/",),
@@ -109,6 +110,7 @@ engine_side = {
     "app.core.engine.llama_ext",
     "app.core.engine.llama_vision",
     "app.core.engine.llama_devices",
+    "app.core.engine.backends",
     "app.core.engine.selfcheck_child",
 }
 for name in names:

@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
-from pathlib import Path
 from typing import IO, Any
 
 import psutil
@@ -36,6 +35,7 @@ from app.core.chat.template_budget import (
     OverBudget,
 )
 from app.core.chat.template_sandbox import compile_template, over_budget_error, render_template
+from app.core.child_argv import python_call_argv
 from app.core.errors import TemplateError
 
 __all__ = ["ProbeResult", "ProbeVerdict", "probe_template"]
@@ -43,7 +43,6 @@ __all__ = ["ProbeResult", "ProbeVerdict", "probe_template"]
 logger = logging.getLogger(__name__)
 
 _READY = "herd-template-probe-ready"
-_CHILD_MAIN = "from app.core.chat.template_probe import main; sys.exit(main())"
 _STARTUP_TIMEOUT_S = 30.0  # a cold interpreter on a busy machine; not the template's time
 _REPLY_MARGIN_S = 0.5  # for the child to write its verdict after its own deadline
 _POLL_S = 0.02
@@ -146,11 +145,8 @@ def _over_budget(detail: str) -> ProbeResult:
 
 
 def _child_command() -> list[str]:
-    # Isolated (-I): no current directory, PYTHONPATH or user site on the child's path, so
-    # the child runs this very copy of Herd (its root first), never an "app" found elsewhere.
-    root = str(Path(__file__).resolve().parents[3])
-    code = f"import sys; sys.path.insert(0, {root!r}); {_CHILD_MAIN}"
-    return [sys.executable, "-I", "-c", code]
+    # Isolated (python -I, with this very copy of Herd first on the path; or the bundle).
+    return python_call_argv("app.core.chat.template_probe", "main")
 
 
 def _run_child(payload: bytes) -> ProbeResult | None:

@@ -16,17 +16,21 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from app.core import events as ev
+from app.core.child_argv import NO_WINDOW, python_module_argv
 from app.core.engine import protocol as proto
 from app.core.errors import EngineError
 from app.core.jobs import CancelToken
 from app.core.paths import AppPaths
+
+if TYPE_CHECKING:
+    from app.core.engine.rpc_watch import RpcWatch
 
 logger = logging.getLogger(__name__)
 _TERMINAL = (
@@ -74,6 +78,9 @@ class EngineProcess:
         self._log_offset = 0
         self.facts: ev.ModelFacts | None = None  # the model the process holds
         self.crash: ev.EngineCrashed | None = None
+        self.watch: RpcWatch | None = None  # set by a load across workers (rpc_watch)
+        self._stalled = False
+        self._heard = 0.0  # when the engine last sent anything (for the watch)
 
     # -- process lifetime ------------------------------------------------------------
     @property
@@ -100,15 +107,17 @@ class EngineProcess:
         self._log_offset = log.stat().st_size if log.exists() else 0
         env = engine_child_env(self._env)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "app.core.engine.worker", str(log)],
+            python_module_argv("app.core.engine.worker", str(log)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # a Ctrl+C in the terminal reaches the app, not the engine
+            creationflags=NO_WINDOW,
         )
         self.facts = None
         self.crash = None
+        self._stalled = False
         self._reader = threading.Thread(
             target=self._read_events, args=(self._proc,), name="engine-events", daemon=True
         )
@@ -151,6 +160,7 @@ class EngineProcess:
     def _read_events(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
+            self._heard = time.monotonic()
             try:
                 request_id, event = proto.decode_event(line)
             except (ValueError, KeyError, TypeError):
@@ -173,6 +183,8 @@ class EngineProcess:
                 target.put(stopped)
             return
         crash = self._crash_event(code)
+        if self.watch is not None:
+            crash = self.watch.explain(crash, stalled=self._stalled)
         self.crash = crash
         self.facts = None
         with self._lock:
@@ -249,6 +261,7 @@ class EngineProcess:
                 self._send(proto.Request(op, request_id, args))
             except OSError:
                 pass  # the reader thread reports the crash
+            self._heard = time.monotonic()
             while True:
                 if cancel is not None and cancel.cancelled and not stop_sent:
                     self._send_stop(request_id)
@@ -256,6 +269,11 @@ class EngineProcess:
                 try:
                     event = events.get(timeout=POLL_S)
                 except queue.Empty:
+                    watch = self.watch
+                    quiet = time.monotonic() - self._heard
+                    if watch and self.alive and quiet > watch.stall_s and watch.hung():
+                        self._stalled = True  # a worker hangs: llama.cpp would wait forever
+                        self.kill()
                     if not self.alive and self.crash is not None and events.empty():
                         # the reader may not have posted the crash yet; give it a moment
                         if self._reader is not None:

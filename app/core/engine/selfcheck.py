@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.core.child_argv import NO_WINDOW, python_module_argv
 from app.core.engine.engine_config import (
     CANDIDATES,
     Attempt,
@@ -176,7 +177,7 @@ def _attempt(
     model: Path, config: EngineConfig, env: Mapping[str, str] | None
 ) -> tuple[Attempt, dict[str, Any]]:
     child_env = engine_child_env(env)
-    argv = [sys.executable, "-m", "app.core.engine.selfcheck_child", str(model)]
+    argv = python_module_argv("app.core.engine.selfcheck_child", str(model))
     started = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -184,6 +185,7 @@ def _attempt(
             capture_output=True,
             timeout=ATTEMPT_TIMEOUT_S,
             env=child_env,
+            creationflags=NO_WINDOW,
         )
     except subprocess.TimeoutExpired as exc:
         seconds = time.perf_counter() - started
@@ -260,10 +262,16 @@ def llama_facts(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """
     from app.core.errors import EngineError
 
-    argv = [sys.executable, "-m", "app.core.engine.selfcheck_child", "--facts"]
+    argv = python_module_argv("app.core.engine.selfcheck_child", "--facts")
     proc = None
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=60, env=engine_child_env(env))
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=60,
+            env=engine_child_env(env),
+            creationflags=NO_WINDOW,
+        )
         return dict(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
         tail = _telling_line(proc.stderr.decode(errors="replace")) if proc is not None else ""

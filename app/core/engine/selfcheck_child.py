@@ -21,12 +21,13 @@ DECODE_TOKENS = 4
 def _child(model: str, config: EngineConfig) -> int:
     import numpy as np
 
-    from app.core.engine import llama_devices, llama_ext
+    from app.core.engine import backends, llama_devices, llama_ext
     from app.core.settings import LoadSettings, default_threads
 
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # llama.cpp's prints go with its log, never into the verdict
     llama_ext.send_log_to(os.fdopen(2, "wb", buffering=0, closefd=False))
+    backends.load_backends()
     devices = [f"{name}: {desc}" for name, desc, *_ in llama_devices.backend_devices()]
     out.write(json.dumps({"system_info": llama_devices.system_info(), "devices": devices}) + "\n")
     settings = LoadSettings(n_ctx=64, n_batch=64, n_ubatch=64, n_threads=default_threads())
@@ -48,15 +49,17 @@ def _child(model: str, config: EngineConfig) -> int:
 
 def _facts() -> int:
     """Print llama.cpp's view of this machine as one JSON line (for ``herd doctor``)."""
-    from app.core.engine import llama_devices
+    from app.core.engine import backends, llama_devices
 
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
+    portable = backends.load_backends()
     devices = [
         {"name": n, "description": d, "type": t, "free_bytes": f, "total_bytes": tot}
         for n, d, t, f, tot in llama_devices.backend_devices()
     ]
     facts = {**llama_devices.build_facts(), "devices": devices}
+    facts.update(portable_build=portable, cpu_variant=backends.cpu_variant())
     out.write(json.dumps(facts) + "\n")
     out.flush()
     os._exit(0)

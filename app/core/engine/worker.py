@@ -379,9 +379,10 @@ def main(argv: list[str]) -> int:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort must not leave a core dump
     except (ImportError, ValueError, OSError):
         pass
-    from app.core.engine import llama_ext
+    from app.core.engine import backends, llama_ext
 
     llama_ext.send_log_to(log)
+    backends.load_backends()  # a portable build's CPU variant and GPU modules (the bundles)
     crash_repacked = os.environ.get("HERD_TEST_CRASH_REPACKED_DECODE") == "1"
     Worker(
         proto_out, sys.stdin.buffer, log_path=log_path, crash_repacked_decode=crash_repacked
