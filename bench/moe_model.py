@@ -141,9 +141,14 @@ def _vocab(n_vocab: int) -> tuple[list[str], list[int], list[str]]:
     )
 
 
-def _add_metadata(writer: gguf.GGUFWriter, shape: MoeShape, tokens: list[str]) -> None:
+def _add_metadata(
+    writer: gguf.GGUFWriter,
+    shape: MoeShape,
+    tokens: list[str],
+    file_type: gguf.LlamaFileType = gguf.LlamaFileType.MOSTLY_F16,
+) -> None:
     writer.add_name(f"Scout-shaped MoE bench ({shape.n_layers} layers, {shape.n_embd} wide)")
-    writer.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
+    writer.add_file_type(int(file_type))
     writer.add_vocab_size(len(tokens))
     writer.add_context_length(32768)
     writer.add_embedding_length(shape.n_embd)

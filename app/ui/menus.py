@@ -11,6 +11,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMenuBar
 
+from app.ui.models.quantize_dialog import open_quantize_dialog
+
 if TYPE_CHECKING:
     from app.ui.bridge import EngineBridge
     from app.ui.chat.conversations import ConversationController
@@ -75,6 +77,8 @@ def build_menus(window: MenuHost) -> None:
     _add(model, "&Download models…", window.open_model_manager, "Ctrl+Shift+M")
     _add(model, "Offload && &Context…", window.models.open_plan)
     _add(model, "Choose &vision projector…", window.models.choose_projector)
+    bar_, models = window.model_bar, window.models  # the result joins the library (remember)
+    _add(model, "&Quantize…", lambda: open_quantize_dialog(bar_, models.path, bar_.remember))
     _add(model, "&Unload", window.bridge.unload)
     settings = bar.addMenu("&Settings")
     _add(settings, "&Preferences…", window.open_settings, "Ctrl+,")

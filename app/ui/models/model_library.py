@@ -19,6 +19,7 @@ from app.core.paths import AppPaths
 from app.core.units import size_text
 from app.ui.models.hub_bridge import HubBridge
 from app.ui.models.model_tables import make_item, make_table, selected_row
+from app.ui.models.quantize_dialog import open_quantize_dialog
 
 
 class LibraryPage(QWidget):
@@ -52,6 +53,7 @@ class LibraryPage(QWidget):
             ("Delete…", self.delete_selected),
             ("Add a file…", self.add_file),
             ("Add a folder…", self.add_folder),
+            ("Quantize…", self.quantize_selected),
         ):
             button = QPushButton(label)
             button.clicked.connect(slot)
@@ -128,6 +130,20 @@ class LibraryPage(QWidget):
             return
         freed = library.delete(self.paths, model)
         self.message.emit(f"{model.name} removed; {size_text(freed)} freed.")
+        self.refresh()
+
+    @Slot()
+    def quantize_selected(self) -> None:
+        """Open the Quantize dialog on the selected model; its result joins the library."""
+        model = self.selected_model()
+        open_quantize_dialog(self, model.path if model else None, self._on_quantized)
+
+    def _on_quantized(self, path: str) -> None:
+        if not Path(path).resolve().is_relative_to(self.paths.hub_cache.resolve()):
+            try:  # beside a download it is found already; elsewhere it is added
+                library.add_file(self.paths, Path(path))
+            except HerdError as exc:
+                self.message.emit(exc.one_line())
         self.refresh()
 
     @Slot()
