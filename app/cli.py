@@ -37,7 +37,7 @@ from app.core.plan.words import describe as describe_plan
 from app.core.settings import SamplingSettings, Settings
 from app.core.units import size_text
 from app.core.vision import check_image
-from app.machine_args import described_hardware, wishes_from_args
+from app.machine_args import described_hardware, wishes_from_args, worker_args
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -177,7 +177,12 @@ def load_request(
     if projector is not None:
         wishes = dataclasses.replace(wishes, projector=str(projector))
     request = LoadRequest(
-        info_.path, wishes, base=settings.load, hardware=hardware, threads=args.threads
+        info_.path,
+        wishes,
+        base=settings.load,
+        hardware=hardware,
+        threads=args.threads,
+        **worker_args(args),
     )
     return info_, request
 

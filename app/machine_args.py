@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
+from typing import Any
 
 from app.core.errors import HerdError
 from app.core.hardware.probe import Hardware
 from app.core.hardware.spec import hardware_from_spec, parse_size
+from app.core.hardware.workers import parse_endpoints, read_recorded
 from app.core.model_wishes import ModelWishes
 from app.core.settings import KVType
 
@@ -35,6 +38,18 @@ def add_machine_args(parser: argparse.ArgumentParser) -> None:
         "--gpu-name",
         help='the described GPU\'s model, e.g. "RTX 4090" or "M3 Ultra", for its memory bandwidth',
     )
+    parser.add_argument(
+        "--rpc", metavar="HOST:PORT[,...]", default="",
+        help="also use these `herd worker`s' devices (llama.cpp RPC; trusted networks only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rpc-recorded", metavar="FILE",
+        help="describe the workers from a recorded JSON list instead of asking them",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rpc-timeout", type=float, default=None, metavar="SECONDS",
+        help="after this long without a word from the engine, stop it if a worker is silent (60)",
+    )  # fmt: skip
 
 
 def add_wish_args(parser: argparse.ArgumentParser, *, ctx_help: str) -> None:
@@ -68,6 +83,22 @@ def described_hardware(args: argparse.Namespace) -> Hardware | None:
         named = tuple(dataclasses.replace(d, description=args.gpu_name) for d in hw.devices)
         hw = dataclasses.replace(hw, devices=named)
     return hw
+
+
+def worker_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~app.core.load.LoadRequest` fields the worker flags give.
+
+    Raises:
+        HerdError: an address that is not HOST:PORT, or an unreadable recorded list.
+    """
+    out: dict[str, Any] = {"rpc": parse_endpoints(args.rpc or "")}
+    if args.rpc_recorded:
+        out["workers"] = read_recorded(Path(args.rpc_recorded))
+    if args.rpc_timeout is not None:
+        if args.rpc_timeout <= 0:
+            raise HerdError("--rpc-timeout must be more than zero seconds.")
+        out["rpc_timeout_s"] = args.rpc_timeout
+    return out
 
 
 def wishes_from_args(args: argparse.Namespace, kept: ModelWishes) -> ModelWishes:

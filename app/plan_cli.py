@@ -53,7 +53,10 @@ def run(args: argparse.Namespace, paths: AppPaths) -> int:
         require_supported(info)  # refuse what `herd chat` refuses, in the same words
         kept = WishStore(paths.config / WISHES_FILE).get(info.path)
         request = LoadRequest(
-            info.path, wishes_from_args(args, kept), hardware=described_hardware(args)
+            info.path,
+            wishes_from_args(args, kept),
+            hardware=described_hardware(args),
+            **machine_args.worker_args(args),
         )
         with EngineClient(paths) as engine:  # started only to ask this machine's devices
             plan = plan_on(engine, info, request).plan

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core import events as ev
+from app.core.engine.rpc_watch import DEFAULT_STALL_S, RpcWatch
 from app.core.errors import HerdError
 from app.core.gguf.info import GGUFInfo, read_gguf, require_supported
 from app.core.hardware.probe import Hardware, merge_engine_devices, probe_hardware
+from app.core.hardware.workers import Worker, ask_workers
 from app.core.jobs import CancelToken
 from app.core.model_wishes import ModelWishes
 from app.core.plan.planner import Plan, make_plan
@@ -55,6 +57,9 @@ class LoadRequest:
     base: LoadSettings = LoadSettings()  # the template choice, batch sizes, mlock
     hardware: Hardware | None = None  # a described machine; None: this one
     threads: int | None = None  # an explicit thread count (``herd chat --threads``)
+    rpc: tuple[str, ...] = ()  # herd workers to ask and plan across (``--rpc``)
+    workers: tuple[Worker, ...] | None = None  # recorded workers instead of asking them
+    rpc_timeout_s: float = DEFAULT_STALL_S  # silence from an engine using workers: stop it
 
 
 # The load job's stream: its plan first, then the engine's events.
@@ -69,10 +74,24 @@ def settings_for(plan: Plan, request: LoadRequest) -> LoadSettings:
     return settings
 
 
-def plan_for(info: GGUFInfo, hardware: Hardware, request: LoadRequest) -> Planned:
-    """Plan ``info`` on ``hardware`` with the request's wishes (pure, a few ms)."""
-    plan = make_plan(info, hardware, request.wishes.planner_wishes())
+def plan_for(
+    info: GGUFInfo, hardware: Hardware, request: LoadRequest, workers: tuple[Worker, ...] = ()
+) -> Planned:
+    """Plan ``info`` on ``hardware`` (and ``workers``) with the request's wishes (pure)."""
+    plan = make_plan(info, hardware, request.wishes.planner_wishes(), workers)
     return Planned(plan, settings_for(plan, request), hardware, info)
+
+
+def workers_for(request: LoadRequest) -> tuple[tuple[Worker, ...], tuple[str, ...]]:
+    """The request's workers: recorded, or asked now (about a second each).
+
+    Those that do not answer are left out, with a sentence each.
+    """
+    if request.workers is not None:
+        return request.workers, ()
+    kept = tuple(dict.fromkeys(e.partition("#")[0] for e in request.base.rpc_servers))
+    endpoints = request.rpc or kept  # the window keeps its Workers list in the settings
+    return ask_workers(endpoints) if endpoints else ((), ())
 
 
 def plan_on(client: EngineClient, info: GGUFInfo, request: LoadRequest) -> Planned:
@@ -81,7 +100,13 @@ def plan_on(client: EngineClient, info: GGUFInfo, request: LoadRequest) -> Plann
     Raises:
         HerdError: the file cannot be planned (no layers).
     """
-    return plan_for(info, request.hardware or machine(client), request)
+    workers, missing = workers_for(request)
+    planned = plan_for(info, request.hardware or machine(client), request, workers)
+    if not missing:
+        return planned
+    left_out = tuple(f"{m} Planned without it." for m in missing)
+    plan = dataclasses.replace(planned.plan, reasons=planned.plan.reasons + left_out)
+    return dataclasses.replace(planned, plan=plan)
 
 
 def refusal(plan: Plan) -> ev.Failed:
@@ -129,6 +154,8 @@ def load_model(
     if not planned.plan.fits:
         yield refusal(planned.plan)
         return
+    servers = planned.plan.rpc_servers  # HOST:PORT of the workers it uses
+    client.watch = RpcWatch(servers, request.rpc_timeout_s) if servers else None
     projector = request.wishes.projector or paired_projector(info.path)
     for event in client.load(info, planned.settings, cancel, projector=projector):
         if isinstance(event, ev.Loaded):
@@ -209,6 +236,7 @@ def settings_json(planned: Planned) -> dict[str, Any]:
         "swa_full": s.swa_full,
         "flash_attn": s.flash_attn,
         "tensor_split": list(s.tensor_split),
+        "rpc_servers": list(s.rpc_servers),
         "overrides": [list(o) for o in s.tensor_overrides],
         "n_threads": s.n_threads,
         "use_mmap": s.use_mmap,

@@ -91,6 +91,8 @@ class HerdLlama(llama_cpp.Llama):
             (llama.cpp then returns no model and the constructor raises).
         overrides: (tensor-name regex, device name) pairs placing matching tensors in that
             device's buffers (e.g. routed experts on the CPU).
+        devices: A NULL-terminated device array (:func:`app.core.engine.llama_devices.device_array`)
+            when the load uses other machines' devices; None: llama.cpp's own choice.
         use_extra_bufts: Let llama.cpp repack weights into its extra CPU buffer types (AMX,
             interleaved AVX/NEON layouts); off where the self-check saw them crash.
         **kwargs: ``llama_cpp.Llama``'s own arguments (see :func:`llama_kwargs`).
@@ -102,9 +104,11 @@ class HerdLlama(llama_cpp.Llama):
         on_progress: Callable[[float], bool] | None = None,
         overrides: Sequence[tuple[str, str]] = (),
         use_extra_bufts: bool = True,
+        devices: Any = None,
         **kwargs: Any,
     ) -> None:
         self._herd_use_extra_bufts = use_extra_bufts
+        self._herd_devices = devices
         self._herd_overrides = override_array(overrides)
         self._herd_progress = None
         if on_progress is not None:
@@ -132,6 +136,8 @@ class HerdLlama(llama_cpp.Llama):
         if self._herd_overrides is not None:
             params.tensor_buft_overrides = ctypes.cast(self._herd_overrides, ctypes.c_void_p)
         params.use_extra_bufts = self._herd_use_extra_bufts
+        if self._herd_devices is not None:
+            params.devices = ctypes.cast(self._herd_devices, ctypes.c_void_p)
         self._herd_model_params = params
 
     @property
@@ -203,7 +209,11 @@ def llama_kwargs(
     log file.
     """
     threads = config.threads or settings.n_threads
+    devices = None
+    if settings.rpc_servers:
+        devices = llama_devices.device_array(settings.rpc_servers)
     return {
+        "devices": devices,
         "model_path": path,
         "use_extra_bufts": config.use_extra_bufts,
         "overrides": settings.tensor_overrides,

@@ -82,6 +82,7 @@ class Budgets:
     gpus: tuple[int, ...]
     ram: int
     pool: int | None = None  # unified memory: GPU and CPU parts together must fit this
+    remote: tuple[int, ...] = ()  # per device of the workers (app.core.plan.remote)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,9 @@ class Placement:
     cpu: Bytes
     ram_over: int  # bytes the CPU side (or the unified pool) needs beyond its budget
     pinned_short: int  # pinned expert layers that did not fit on the GPUs
+    layer_remote: tuple[int, ...] = ()  # per layer: a worker's device index, or -1
+    remotes: tuple[Bytes, ...] = ()  # per device of the workers, whole layers with experts
+    output_remote: bool = False  # no local GPU: the output is on the last worker device used
 
     @property
     def fits(self) -> bool:
@@ -123,6 +127,7 @@ def place(
     compute_host: int,
     compute_cpu: int,
     pinned: int | None = None,
+    limit: int | None = None,
 ) -> Placement:
     """Place a model whose layers hold ``kv`` cache bytes each.
 
@@ -134,6 +139,8 @@ def place(
         compute_host: Host compute buffer when GPUs run the graph.
         compute_cpu: Compute buffer when the CPU runs the whole graph.
         pinned: How many MoE layers' routed experts must go to the GPUs; None: all that fit.
+        limit: At most this many repeating layers on the GPUs (None: as many as fit); the
+            workers' planner (:mod:`app.core.plan.remote`) tries several.
     """
     n = len(costs.dense)
     moe = costs.moe_layers
@@ -150,7 +157,7 @@ def place(
     runs: list[range] = []
     pre = [0, *accumulate(d + k for d, k in zip(costs.dense, kv, strict=True))]
     last = len(budgets.gpus) - 1
-    for g in range(n + 1, 0, -1):
+    for g in range(n + 1 if limit is None else min(limit + 1, n + 1), 0, -1):
         runs = _split(range(n + 1 - g, n), budgets.gpus)
         base = [
             pre[r.stop] - pre[r.start] + (compute_gpu if len(r) or gi == last else 0)

@@ -14,10 +14,13 @@ from __future__ import annotations
 from app.core.errors import UnsupportedModelError
 from app.core.gguf.info import GGUFInfo
 from app.core.hardware.probe import Hardware
+from app.core.hardware.workers import Worker
+from app.core.plan import remote_words as remote_text
 from app.core.plan import words as plan_text
 from app.core.plan.bandwidth import gpu_bandwidth
 from app.core.plan.kv_estimate import kv_cache
-from app.core.plan.placement import Placement
+from app.core.plan.placement import Bytes, Placement
+from app.core.plan.remote import device_list, servers, split
 from app.core.plan.result import DevicePlan, Plan
 from app.core.plan.search import (
     DEFAULT_MAX_AUTO_CTX,
@@ -55,8 +58,13 @@ def _digit_class(digits: list[int]) -> str:
     return f"[{''.join(parts)}]"
 
 
-def make_plan(info: GGUFInfo, hardware: Hardware, wishes: Wishes | None = None) -> Plan:
-    """Plan how to load ``info``'s model on ``hardware``.
+def make_plan(
+    info: GGUFInfo,
+    hardware: Hardware,
+    wishes: Wishes | None = None,
+    workers: tuple[Worker, ...] = (),
+) -> Plan:
+    """Plan how to load ``info``'s model on ``hardware``, and on ``workers``' devices.
 
     Raises:
         UnsupportedModelError: the file has no transformer layers to place.
@@ -66,7 +74,7 @@ def make_plan(info: GGUFInfo, hardware: Hardware, wishes: Wishes | None = None) 
         raise UnsupportedModelError(
             f"{info.path.name} has no layers to place", "Open a chat model's GGUF file."
         )
-    pl = PlanSearch(info, hardware, wishes)
+    pl = PlanSearch(info, hardware, wishes, workers=workers)
     trained = pl.shape.context_length or DEFAULT_MAX_AUTO_CTX
     max_ctx = pl.max_ctx(trained)
     if wishes.n_ctx is not None:
@@ -84,9 +92,15 @@ def make_plan(info: GGUFInfo, hardware: Hardware, wishes: Wishes | None = None) 
         overrides = ((experts_pattern(spilled), "CPU"),)
     use_mmap = bool(trial.disk) or not overrides or pl.unified
     devices = _devices(pl, p)
-    split: tuple[float, ...] = ()
-    if len(p.gpus) > 1:
-        split = tuple(float(sum(1 for g in p.layer_gpu if g == gi)) for gi in range(len(p.gpus)))
+    split_: tuple[float, ...] = ()
+    rpc_servers = servers(p, pl.remote)
+    network = pl.network(trial)
+    if rpc_servers:  # every device of the workers used, then the local GPUs
+        used = [k for k, d in enumerate(pl.remote) if d.worker.endpoint in rpc_servers]
+        shares = split(p, pl.remote)
+        split_ = tuple(shares[k] for k in used) + shares[len(pl.remote) :]
+    elif len(p.gpus) > 1:
+        split_ = tuple(float(sum(1 for g in p.layer_gpu if g == gi)) for gi in range(len(p.gpus)))
     advice = pl.wired_limit_advice(trial)
     full_kv = kv_cache(pl.shape, n_ctx, pl.kv_type, pl.kv_type, wishes.n_ubatch, swa_full=True)
     facts = plan_text.Facts(
@@ -136,7 +150,7 @@ def make_plan(info: GGUFInfo, hardware: Hardware, wishes: Wishes | None = None) 
         max_gpu_expert_layers=p.max_gpu_expert_layers,
         n_moe_layers=len(pl.costs.moe_layers),
         tensor_overrides=overrides,
-        tensor_split=split,
+        tensor_split=split_,
         n_batch=max(wishes.n_ubatch, 512),
         n_ubatch=wishes.n_ubatch,
         use_mmap=use_mmap,
@@ -150,7 +164,11 @@ def make_plan(info: GGUFInfo, hardware: Hardware, wishes: Wishes | None = None) 
         kv_full_bytes=full_kv.total,
         disk_bytes=trial.disk,
         wired_limit_advice_mb=advice,
-        reasons=plan_text.reasons(facts),
+        reasons=plan_text.reasons(facts) + remote_text.reasons(pl, trial, network),
+        rpc_servers=rpc_servers,
+        rpc_devices=device_list(pl.remote, rpc_servers),
+        network_bytes_per_token=network.network_bytes,
+        network_s_per_token=network.network_seconds,
     )
 
 
@@ -170,6 +188,23 @@ def _devices(pl: PlanSearch, p: Placement) -> tuple[DevicePlan, ...]:
                 kv=b.kv,
                 compute=b.compute,
                 bandwidth_gbps=gpu_bandwidth(d.description, d.backend)[0],
+            )
+        )
+    for k, r in enumerate(pl.remote):
+        load = p.remotes[k] if p.remotes else Bytes()
+        out.append(
+            DevicePlan(
+                name=r.label,
+                kind="remote",
+                description=f"{r.device.name} {r.device.description}",
+                capacity=r.device.total_bytes,
+                budget=pl.budgets.remote[k],
+                weights=load.weights,
+                experts=load.experts,
+                kv=load.kv,
+                compute=load.compute,
+                bandwidth_gbps=r.gbps(),
+                host=r.worker.endpoint,
             )
         )
     c = p.cpu

@@ -17,8 +17,8 @@ from app.core.settings import KVType, LoadSettings
 class DevicePlan:
     """Planned bytes on one device."""
 
-    name: str  # llama.cpp's name: "CUDA0", "Metal", "CPU"
-    kind: str  # "gpu" or "cpu"
+    name: str  # llama.cpp's name: "CUDA0", "Metal", "CPU"; a worker's: "RPC0[HOST:PORT]"
+    kind: str  # "gpu", "cpu", or "remote" (a worker's device, see app.core.plan.remote)
     description: str
     capacity: int  # total memory (Apple GPU: the working-set limit)
     budget: int  # what the plan may use: free memory less the safety margin
@@ -27,6 +27,7 @@ class DevicePlan:
     kv: int
     compute: int
     bandwidth_gbps: float  # effective, as the speed prediction uses it
+    host: str = ""  # a worker's device ("remote"): its HOST:PORT
 
     @property
     def total(self) -> int:
@@ -44,6 +45,7 @@ class DevicePlan:
             "planned": planned,
             "description": self.description,
             "budget": self.budget,
+            **({"host": self.host} if self.host else {}),
         }
 
 
@@ -79,6 +81,10 @@ class Plan:
     disk_bytes: int  # weights read from disk through mmap (allow_disk only)
     wired_limit_advice_mb: int | None  # Apple: the iogpu.wired_limit_mb that fits it all
     reasons: tuple[str, ...]
+    rpc_servers: tuple[str, ...] = ()  # workers holding layers (HOST:PORT)
+    rpc_devices: tuple[str, ...] = ()  # their devices, HOST:PORT#N, in tensor_split's order
+    network_bytes_per_token: float = 0.0  # over the network to and from the workers
+    network_s_per_token: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The JSON ``herd plan --json`` prints: the issue's keys first, then extras."""
@@ -109,6 +115,10 @@ class Plan:
             "kv_bytes": self.kv_bytes,
             "disk_bytes": self.disk_bytes,
             "wired_limit_advice_mb": self.wired_limit_advice_mb,
+            "rpc_servers": list(self.rpc_servers),
+            "rpc_devices": list(self.rpc_devices),
+            "network_bytes_per_token": round(self.network_bytes_per_token),
+            "network_ms_per_token": round(self.network_s_per_token * 1000, 3),
         }
 
     def to_load_settings(self, base: LoadSettings | None = None) -> LoadSettings:
@@ -128,4 +138,5 @@ class Plan:
             use_mlock=self.use_mlock,
             tensor_overrides=self.tensor_overrides,
             tensor_split=self.tensor_split,
+            rpc_servers=self.rpc_devices,
         )

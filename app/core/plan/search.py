@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from app.core.gguf.info import GGUFInfo
 from app.core.hardware.probe import Hardware
+from app.core.hardware.workers import Worker
 from app.core.plan.bandwidth import DISK_GBPS, cpu_bandwidth, gpu_bandwidth
 from app.core.plan.kv_estimate import (
     CTX_PAD,
@@ -23,6 +24,7 @@ from app.core.plan.kv_estimate import (
     model_shape,
 )
 from app.core.plan.placement import Budgets, LayerCosts, Placement, layer_costs, place
+from app.core.plan.remote import NetworkCost, network_cost, remote_devices, spread
 from app.core.settings import KVType
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -76,8 +78,10 @@ class PlanSearch:
         hw: Hardware,
         wishes: Wishes,
         model: tuple[ModelShape, LayerCosts] | None = None,
+        workers: tuple[Worker, ...] = (),
     ) -> None:
-        self.info, self.hw, self.wishes = info, hw, wishes
+        self.info, self.hw, self.wishes, self.workers = info, hw, wishes, workers
+        self.remote = remote_devices(workers)
         self.shape, self.costs = model or (model_shape(info), layer_costs(info))
         self.kv_type = KVType(wishes.kv_type)
         self.flash_attn = wishes.flash_attn is not False or self.kv_type is not KVType.F16
@@ -90,7 +94,15 @@ class PlanSearch:
             free = min(d.free_bytes, caps[i]) if d.free_bytes > 0 else caps[i]
             usable = free - margin(caps[i], wishes)
             gpu_budgets.append(max(min(usable, ram_budget) if self.unified else usable, 0))
-        self.budgets = Budgets(tuple(gpu_budgets), ram_budget, ram_budget if self.unified else None)
+        remote = tuple(
+            min(
+                max(d.device.free_bytes - margin(d.device.total_bytes, wishes), 0),
+                d.device.offer_bytes or d.device.free_bytes,
+            )
+            for d in self.remote
+        )
+        pool = ram_budget if self.unified else None
+        self.budgets = Budgets(tuple(gpu_budgets), ram_budget, pool, remote)
         self.capacities = caps
 
     def _gpu_capacity(self, i: int) -> int:
@@ -108,11 +120,40 @@ class PlanSearch:
         host = host_compute_bytes(self.shape, kv, w.n_ubatch, self.flash_attn)
         budgets = budgets or self.budgets
         p = place(self.costs, kv.per_layer, budgets, full, host, full, w.gpu_expert_layers)
+        if self.remote:
+            p = self._with_workers(p, kv, budgets, (full, host))
         disk, fits = 0, p.fits
         if not fits and w.allow_disk and p.pinned_short <= 0:
             if 0 < p.ram_over <= p.cpu.weights + p.cpu.experts:
                 disk, fits = p.ram_over, True
         return Trial(kv, p, disk, fits)
+
+    def _with_workers(
+        self, p: Placement, kv: KVEstimate, budgets: Budgets, compute: tuple[int, int]
+    ) -> Placement:
+        """The best of a few splits between this machine's GPUs and the workers.
+
+        The local GPUs keep the last layers; fewer of them leaves whole layers, experts
+        and all, to the workers' devices (their GPUs read experts far faster than our
+        CPU). Tried: as many as fit, none, and a few between; kept: the fastest that fits.
+        """
+        full, host = compute
+        pinned = self.wishes.gpu_expert_layers
+        local = sum(1 for g in p.layer_gpu if g >= 0)
+        tries = {local} | {round(local * f) for f in (0.0, 0.25, 0.5, 0.75)} if p.gpus else {0}
+        best: tuple[bool, float, Placement] | None = None
+        for k in sorted(tries, reverse=True):
+            base = (
+                p
+                if k == local
+                else place(self.costs, kv.per_layer, budgets, full, host, full, pinned, k)
+            )
+            q = spread(base, self.costs, kv.per_layer, budgets, self.remote, full)
+            score = (q.fits, self.decode_tok_s(Trial(kv, q, 0, q.fits))[0], q)
+            if best is None or score[:2] > best[:2]:
+                best = score
+        assert best is not None
+        return best[2]
 
     def max_ctx(self, limit: int) -> int:
         """The largest context up to ``limit`` that fits (0: not even 256 tokens)."""
@@ -134,12 +175,19 @@ class PlanSearch:
         fill = min(kv.n_ctx, DECODE_FILL)
         reads = [0.0] * (len(p.gpus) + 1)  # the last entry: the CPU
         chosen = set(p.gpu_expert_layers)
+        remote = p.layer_remote or (-1,) * len(p.layer_gpu)
+        layer_reads = [0.0] * len(p.layer_gpu)
         for i, gi in enumerate(p.layer_gpu):
             cells = kv.swa_cells if kv.swa_layers[i] else kv.global_cells
-            reads[gi] += c.dense[i] + kv.per_layer[i] * min(fill, cells) / cells
+            layer_reads[i] = c.dense[i] + kv.per_layer[i] * min(fill, cells) / cells
+            if remote[i] >= 0:  # a worker's layer: its experts are there too
+                layer_reads[i] += c.experts[i] * frac
+                continue
+            reads[gi] += layer_reads[i]
             reads[gi if i in chosen else -1] += c.experts[i] * frac
-        reads[p.output_gpu] += c.output_bytes + c.tied_output
-        seconds = 0.0
+        if not p.output_remote:
+            reads[p.output_gpu] += c.output_bytes + c.tied_output
+        seconds = self.network(trial, layer_reads).seconds if self.remote else 0.0
         for gi, d in enumerate(self.gpus[: len(p.gpus)]):
             seconds += reads[gi] / (gpu_bandwidth(d.description, d.backend)[0] * 1e9)
         cpu_read = reads[-1]
@@ -149,6 +197,16 @@ class PlanSearch:
             cpu_read -= on_disk
         seconds += cpu_read / (self.cpu_gbps() * 1e9) + DECODE_OVERHEAD_S
         return (1 / seconds if seconds else 0.0), reads[:-1], reads[-1]
+
+    def network(self, trial: Trial, layer_reads: list[float] | None = None) -> NetworkCost:
+        """What the workers' layers cost a token (their reads and the network)."""
+        if layer_reads is None:
+            frac = self.shape.n_experts_used / self.shape.n_experts if self.shape.n_experts else 0
+            layer_reads = [
+                d + e * frac for d, e in zip(self.costs.dense, self.costs.experts, strict=True)
+            ]
+        p, s = trial.placement, self.shape
+        return network_cost(p, self.costs, layer_reads, self.remote, s.n_embd, s.n_vocab)
 
     def cpu_gbps(self) -> float:
         """Effective GB/s of the CPU side."""
@@ -185,7 +243,11 @@ def kv_alternatives(pl: PlanSearch, trial: Trial) -> tuple[tuple[KVType, int], .
         if kv_type is pl.kv_type or pl.kv_type is KVType.Q4_0:
             continue
         other = PlanSearch(
-            pl.info, pl.hw, dataclasses.replace(wishes, kv_type=kv_type), (pl.shape, pl.costs)
+            pl.info,
+            pl.hw,
+            dataclasses.replace(wishes, kv_type=kv_type),
+            (pl.shape, pl.costs),
+            pl.workers,
         )
         limit = min(wishes.n_ctx, pl.shape.context_length or wishes.n_ctx)
         out.append((kv_type, other.max_ctx(limit)))

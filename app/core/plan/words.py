@@ -163,11 +163,21 @@ def _placement(f: Facts) -> list[str]:
     p, c = f.placement, f.costs
     gpus = [d for d in f.devices if d.kind == "gpu"]
     n = len(c.dense)
+    remote = sum(1 for r in p.layer_remote if r >= 0)  # on workers (see remote_words)
+    if not gpus and remote:
+        return [f"No GPU here: {remote} of {n} layers go to the workers, the rest run from RAM."]
     if not gpus:
         return ["No GPU in the plan: every layer, the KV cache and the compute buffer are in RAM."]
     names = " and ".join(f"{d.name} ({d.description})" for d in gpus)
     dense = sum(d.weights for d in gpus)
-    if p.n_gpu_layers == n + 1:
+    if remote:
+        local = sum(1 for g in p.layer_gpu if g >= 0)
+        out = [
+            f"The output and the last {local} of {n} layers go to {names} with their KV "
+            f"cache; {remote} layers before them go to the workers, and the first "
+            f"{n - local - remote} run on the CPU from RAM."
+        ]
+    elif p.n_gpu_layers == n + 1:
         out = [
             f"All {n} layers and the output go to {names} with their KV cache: attention, "
             f"norms, shared experts and dense FFNs ({size(dense)}) are read for every token, "

@@ -175,7 +175,7 @@ class DeviceMapWidget(QWidget):
         used = self.bar.used()
         self.title.setText(
             f"<b>{html.escape(d.name)}</b> · {html.escape(d.description)}"
-            f" · {'GPU' if d.kind == 'gpu' else 'system RAM'}"
+            f" · {'GPU' if d.kind == 'gpu' else 'system RAM' if d.kind == 'cpu' else 'worker'}"
         )
         over = self.bar.overflow()
         if over:
