@@ -26,6 +26,8 @@ DEFAULT_PRESET_ID = "none"  # no system prompt, as Meta's reference (app.core.ch
 SETTINGS_VERSION = 2  # of the settings file; older files are brought up to it by _migrated
 FONT_SIZE_MIN = 8  # points; 0 means the platform's default size
 FONT_SIZE_MAX = 32
+SERVER_HOST = "127.0.0.1"  # the window's local server listens only on this machine by default
+SERVER_PORT = 8080
 
 
 class SettingsError(HerdError, ValueError):
@@ -81,6 +83,7 @@ class LoadSettings:
     template: TemplateChoice = TemplateChoice.HERD
     tensor_overrides: tuple[tuple[str, str], ...] = ()  # (regex, buffer type name)
     tensor_split: tuple[float, ...] = ()  # layers per GPU, in llama.cpp's device order
+    rpc_servers: tuple[str, ...] = ()  # herd workers first: HOST:PORT (all) or HOST:PORT#N
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -240,6 +243,11 @@ class Settings:
     theme: Theme = Theme.SYSTEM
     font_size: int = 0  # 0: the platform's default; else FONT_SIZE_MIN to FONT_SIZE_MAX points
     default_preset_id: str = DEFAULT_PRESET_ID  # system prompt preset for new chats
+    # The window's local OpenAI-compatible server (off until switched on in Settings).
+    server_enabled: bool = False
+    server_host: str = SERVER_HOST
+    server_port: int = SERVER_PORT  # 0: a free port, chosen at each start
+    server_api_key: str = field(default="", repr=False)  # never in a log line
 
     def __post_init__(self) -> None:
         # Callers that still pass a plain string ("dark") get the enum.
@@ -264,6 +272,10 @@ class Settings:
             font_size=clamp_font_size(coerce(data, "font_size", 0)),
             default_preset_id=coerce(data, "default_preset_id", DEFAULT_PRESET_ID)
             or DEFAULT_PRESET_ID,
+            server_enabled=coerce(data, "server_enabled", False),
+            server_host=coerce(data, "server_host", SERVER_HOST).strip() or SERVER_HOST,
+            server_port=_port_or_default(coerce(data, "server_port", SERVER_PORT)),
+            server_api_key=_key_or_none(data.get("server_api_key")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,6 +288,10 @@ class Settings:
             "theme": self.theme.value,
             "font_size": self.font_size,
             "default_preset_id": self.default_preset_id,
+            "server_enabled": self.server_enabled,
+            "server_host": self.server_host,
+            "server_port": self.server_port,
+            "server_api_key": self.server_api_key,
         }
 
     @classmethod
@@ -299,7 +315,9 @@ class Settings:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
+            # Owner-only: the file holds the local server's API key.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "w", encoding="utf-8") as f:
                 f.write(json.dumps(self.to_dict(), indent=2))
                 f.flush()
                 os.fsync(f.fileno())
@@ -341,6 +359,17 @@ def clamp_font_size(size: int) -> int:
     if size <= 0:
         return 0
     return min(max(size, FONT_SIZE_MIN), FONT_SIZE_MAX)
+
+
+def _key_or_none(key: Any) -> str:
+    return key.strip() if isinstance(key, str) else ""  # no log line: it is a secret
+
+
+def _port_or_default(port: int) -> int:
+    if 0 <= port <= 65535:
+        return port
+    logger.warning("server port %s is not a port; using %s", port, SERVER_PORT)
+    return SERVER_PORT
 
 
 def _theme_or_default(value: Any) -> Theme:

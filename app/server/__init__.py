@@ -1,5 +1,7 @@
-"""``herd serve``: a local OpenAI-compatible HTTP server on one engine (Starlette, uvicorn).
+"""A local OpenAI-compatible HTTP server on one engine (Starlette, uvicorn).
 
-The server is a thin caller of the core, like ``herd chat``: the model loads through
-:mod:`app.core.load`, replies come from :class:`~app.core.engine.client.EngineClient`.
+Two thin callers of the core use it: ``herd serve`` (the model loads through
+:mod:`app.core.load`) and the window's "Local server" switch (the window's own engine and
+model, taking turns with its chats, see :mod:`app.server.turn`). Replies come from
+:class:`~app.core.engine.client.EngineClient`.
 """

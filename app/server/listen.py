@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import signal
 import socket
 import sys
@@ -14,6 +15,8 @@ import uvicorn
 
 from app.core.engine.client import EngineClient
 from app.server.routes import ServerConfig, build_app
+
+logger = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
@@ -75,13 +78,73 @@ def url_of(sock: socket.socket, host: str) -> str:
     return f"http://{shown}:{port}/v1"
 
 
-def serve(engine: EngineClient, config: ServerConfig, sock: socket.socket) -> None:
-    """Serve until interrupted (Ctrl+C, SIGTERM); the engine stays the caller's to close."""
+def _server(engine: EngineClient, config: ServerConfig, graceful_s: int) -> _Server:
     app = build_app(engine, config)
     # log_config=None: uvicorn's records go to Herd's log; no access log (no headers, no key).
-    server = _Server(
+    return _Server(
         uvicorn.Config(
-            app, log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="off"
+            app,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=graceful_s,
+            lifespan="off",
         )
     )
-    server.run(sockets=[sock])
+
+
+def serve(engine: EngineClient, config: ServerConfig, sock: socket.socket) -> None:
+    """Serve until interrupted (Ctrl+C, SIGTERM); the engine stays the caller's to close."""
+    _server(engine, config, 5).run(sockets=[sock])
+
+
+class ServerThread:
+    """The server on a bound socket, in a thread of its own (the window's local server).
+
+    :meth:`stop` only asks; the thread ends within about a second (requests still running
+    get ``graceful_s`` to end, then are cancelled), and :meth:`join` waits for it.
+    """
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        config: ServerConfig,
+        sock: socket.socket,
+        host: str,
+        graceful_s: int = 1,
+    ) -> None:
+        self.url = url_of(sock, host)
+        self._sock = sock
+        self._server = _server(engine, config, graceful_s)
+        self._thread = threading.Thread(target=self._run, name="herd-local-server", daemon=True)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the server's thread is still running."""
+        return self._thread.is_alive()
+
+    @property
+    def started(self) -> bool:
+        """Whether the server has started taking requests."""
+        return bool(self._server.started)
+
+    def start(self) -> None:
+        """Start serving (the socket is already listening: early requests wait in its line)."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the server to stop (it returns at once)."""
+        self._server.should_exit = True
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end; True when it has."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except Exception:  # noqa: BLE001 - the window must survive its server
+            logger.exception("the local server stopped with an error")
+        finally:
+            self._sock.close()

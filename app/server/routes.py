@@ -23,14 +23,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from app.core.chat.tool_calls import ParsedReply, parse_tool_calls
 from app.core.engine.client import EngineClient
 from app.core.settings import SamplingSettings
 from app.server.errors import ApiError, error_body
-from app.server.gate import Gate
+from app.server.gate import RETRY_AFTER_S, Gate
 from app.server.generation import Generation, api_error
-from app.server.wire import ChatRequest, Reply, models_body, parse_request
+from app.server.tool_replies import HeldReply
+from app.server.turn import EngineTurn
+from app.server.wire import (
+    ChatRequest,
+    Reply,
+    models_body,
+    parse_request,
+    tool_call_dicts,
+    tool_names,
+)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+NO_MODEL = "No model is loaded in Herd yet; load one in the window, then try again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,10 @@ class ServerConfig:
     queue_size: int = 8
     max_body_bytes: int = MAX_BODY_BYTES
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    # The window's server: the model the window has loaded now (None: none; requests get
+    # 503), and the turn on the engine that the window's chats share.
+    current_model: Callable[[], str | None] | None = None
+    engine_turn: EngineTurn | None = None
 
 
 class _CleanedStream(EventSourceResponse):
@@ -62,8 +77,18 @@ class _CleanedStream(EventSourceResponse):
 
 def build_app(engine: EngineClient, config: ServerConfig) -> Starlette:
     """The server's ASGI app; ``engine`` has the model loaded and is used one request at a time."""
-    gate = Gate(config.queue_size)
+    gate = Gate(config.queue_size, config.engine_turn)
     started = int(time.time())
+
+    def loaded_model() -> str | None:
+        return config.model_id if config.current_model is None else config.current_model()
+
+    def model_or_503() -> str:
+        name = loaded_model()
+        if not name:
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
+            raise ApiError(503, NO_MODEL, "model_not_loaded", headers=headers)
+        return name
 
     def authorize(request: Request) -> None:
         if config.api_key is None:
@@ -76,23 +101,25 @@ def build_app(engine: EngineClient, config: ServerConfig) -> Starlette:
             raise ApiError(401, "Incorrect or missing API key.", "invalid_api_key")
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "busy": gate.busy, "waiting": gate.waiting})
+        health = {"status": "ok", "busy": gate.busy, "waiting": gate.waiting}
+        return JSONResponse({**health, "model": loaded_model()})
 
     async def models(request: Request) -> Response:
         authorize(request)
-        return JSONResponse(models_body(config.model_id, started))
+        return JSONResponse(models_body(loaded_model(), started))
 
     async def chat_completions(request: Request) -> Response:
         authorize(request)
+        model_or_503()
         body = await _read_json(request, config.max_body_bytes)
         folder = tempfile.TemporaryDirectory(prefix="herd-serve-")
         try:
             chat = parse_request(body, config.sampling, Path(folder.name))
-            await gate.enter()
+            generation = Generation(engine, chat)
+            await gate.enter(generation.cancel)
         except BaseException:
             folder.cleanup()
             raise
-        generation = Generation(engine, chat)
 
         async def cleanup() -> None:
             try:
@@ -102,9 +129,10 @@ def build_app(engine: EngineClient, config: ServerConfig) -> Starlette:
                 folder.cleanup()
 
         try:
+            model_id = model_or_503()  # the window may have unloaded it while this waited
             await generation.start()
             if chat.stream:
-                return _CleanedStream(_events(generation, chat, config.model_id), cleanup)
+                return _CleanedStream(_events(generation, chat, model_id), cleanup)
             text = await _collect(generation, request)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -115,8 +143,9 @@ def build_app(engine: EngineClient, config: ServerConfig) -> Starlette:
         if generation.finished is None:
             assert generation.failed is not None
             raise api_error(generation.failed)
+        reply = parse_tool_calls(text, tool_names(chat.tools)) if chat.tools else ParsedReply(text)
         return JSONResponse(
-            Reply(config.model_id).completion(text, generation.finished, generation.finish_reason)
+            Reply(model_id).completion(reply, generation.finished, generation.finish_reason)
         )
 
     middleware = []
@@ -143,11 +172,20 @@ def build_app(engine: EngineClient, config: ServerConfig) -> Starlette:
 async def _events(generation: Generation, chat: ChatRequest, model_id: str) -> AsyncIterator[str]:
     """The SSE data lines: a role chunk, text chunks, the finish (and usage), ``[DONE]``."""
     reply = Reply(model_id)
+    held = HeldReply(tool_names(chat.tools) if chat.tools else None)
     yield json.dumps(reply.chunk({"role": "assistant", "content": ""}))
     async for piece in generation.pieces():
-        yield json.dumps(reply.chunk({"content": piece}))
+        if text := held.feed(piece):
+            yield json.dumps(reply.chunk({"content": text}))
+    rest = held.end()
+    if rest.content:
+        yield json.dumps(reply.chunk({"content": rest.content}))
     if generation.finished is not None:
-        yield json.dumps(reply.chunk({}, generation.finish_reason))
+        reason = generation.finish_reason
+        for index, call in enumerate(tool_call_dicts(rest.calls)):
+            yield json.dumps(reply.chunk({"tool_calls": [{"index": index, **call}]}))
+            reason = "tool_calls"
+        yield json.dumps(reply.chunk({}, reason))
         if chat.include_usage:
             yield json.dumps(reply.usage_chunk(generation.finished))
     elif generation.failed is not None:

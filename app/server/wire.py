@@ -12,7 +12,8 @@ from typing import Any
 
 from app.core import events as ev
 from app.core.chat.messages import ChatMessage, Role
-from app.core.chat.tools import ToolCall
+from app.core.chat.tool_calls import ParsedReply
+from app.core.chat.tools import ToolCall, to_json
 from app.core.errors import HerdError
 from app.core.settings import SamplingSettings
 from app.server.errors import ApiError
@@ -167,11 +168,38 @@ class Reply:
         """The last chunk ``stream_options.include_usage`` asks for: no choices, the usage."""
         return {**self._head("chat.completion.chunk"), "choices": [], "usage": usage(finished)}
 
-    def completion(self, text: str, finished: ev.Finished, reason: str) -> dict[str, Any]:
-        """The whole ``chat.completion``."""
-        message = {"role": "assistant", "content": text}
+    def completion(self, reply: ParsedReply, finished: ev.Finished, reason: str) -> dict[str, Any]:
+        """The whole ``chat.completion`` (its tool calls, if the reply is calls)."""
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if reply.calls:
+            message["content"] = reply.content or None
+            message["tool_calls"] = tool_call_dicts(reply.calls)
+            reason = "tool_calls"
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
         return {**self._head("chat.completion"), "choices": [choice], "usage": usage(finished)}
+
+
+def tool_names(tools: Sequence[Mapping[str, Any]] | None) -> frozenset[str]:
+    """The function names a request offers (OpenAI's ``{"function": {"name"}}`` or bare)."""
+    names = set()
+    for tool in tools or ():
+        spec = tool.get("function", tool)
+        name = spec.get("name") if isinstance(spec, Mapping) else None
+        if isinstance(name, str):
+            names.add(name)
+    return frozenset(names)
+
+
+def tool_call_dicts(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+    """OpenAI's ``tool_calls``: each with an id, and its arguments as a JSON text."""
+    return [
+        {
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": call.name, "arguments": to_json(dict(call.arguments))},
+        }
+        for call in calls
+    ]
 
 
 def finish(finished: ev.Finished) -> str:
@@ -185,10 +213,10 @@ def usage(finished: ev.Finished) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
 
 
-def models_body(model_id: str, created: int) -> dict[str, Any]:
-    """``GET /v1/models``: the one loaded model."""
+def models_body(model_id: str | None, created: int) -> dict[str, Any]:
+    """``GET /v1/models``: the one loaded model (none: an empty list)."""
     entry = {"id": model_id, "object": "model", "created": created, "owned_by": "herd"}
-    return {"object": "list", "data": [entry]}
+    return {"object": "list", "data": [entry] if model_id else []}
 
 
 def stop_at(text: str, stops: Sequence[str]) -> int:

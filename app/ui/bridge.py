@@ -29,6 +29,7 @@ from app.core.jobs import CancelToken
 from app.core.load import LoadRequest, Planned, load_model
 from app.core.paths import AppPaths
 from app.core.settings import SamplingSettings
+from app.server.turn import EngineTurn, in_turn
 from app.ui.worker import JobEnded, JobFailed, JobRunner
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class EngineBridge(QObject):
     ) -> None:
         super().__init__(parent)
         self._client = client if client is not None else EngineClient(paths)
+        self.turn = EngineTurn()  # one reply at a time: the window's or its local server's
         # the window's one worker pattern: engine jobs one at a time, draft counts beside
         self._jobs = JobRunner(self, workers=1, name="engine")
         self._jobs.delivered.connect(self._on_jobs_event)
@@ -205,7 +207,7 @@ class EngineBridge(QObject):
         def on_token(event: ev.Token) -> None:  # on the engine's reader thread
             pushed.emit(started[0] if started else 0, event)
 
-        started.append(self._start_job("chat", job))
+        started.append(self._start_job("chat", in_turn(self.turn, job)))
 
     def count_draft(
         self, messages: Sequence[ChatMessage], draft: ChatMessage | None = None

@@ -44,6 +44,7 @@ from app.ui.models.model_bar import ModelBar, library_menu_items
 from app.ui.models.model_controller import ModelController
 from app.ui.models.model_manager import ModelManagerDialog
 from app.ui.offload.offload_panel import OffloadDialog
+from app.ui.server_switch import LocalServerController
 from app.ui.settings.engine_page import EnginePage
 from app.ui.settings.settings_dialog import SettingsDialog
 
@@ -125,8 +126,13 @@ class MainWindow(QMainWindow):
             model_status=self.model_status,
             settings=lambda: self._settings,
             wishes=WishStore(paths.config / WISHES_FILE),
+            paths=paths,
         )
         self.models.settings_changed.connect(self.apply_settings)
+        say = self.statusBar().showMessage
+        self.server = LocalServerController(self.bridge, self, report=self.show_error, say=say)
+        self.statusBar().insertPermanentWidget(1, self.server.label)  # after the model's
+        self.server.settings_requested.connect(self.open_settings)
         self.models.model_ready.connect(self._on_models_model_ready)
         build_menus(self)
         self.meter = MeterController(
@@ -146,6 +152,7 @@ class MainWindow(QMainWindow):
         self.window_state.restore()
         if store_note:
             self.statusBar().showMessage(store_note, 20_000)
+        self.server.apply(settings)  # the local server, if it was left on
         self.composer.editor.setFocus()
 
     @Slot(object)
@@ -195,6 +202,7 @@ class MainWindow(QMainWindow):
         changed = settings != self._settings
         self._settings = settings
         self.conversations.show_sampling()  # a chat on the defaults shows the new ones
+        self.server.apply(settings)
         if changed:  # saved on change (atomically), so a crash never loses one
             try:
                 settings.save_to(self._paths.config / "settings.json")
@@ -212,6 +220,8 @@ class MainWindow(QMainWindow):
         engine.checked.connect(self._on_engine_page_checked)
         dialog = SettingsDialog(self._settings, self.presets, self, engine_page=engine)
         dialog.settings_applied.connect(self.apply_settings)
+        dialog.server_page.set_status(self.server.describe())
+        self.server.state_changed.connect(dialog.server_page.set_status)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
@@ -252,6 +262,7 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.meter.stop()
         self.conversations.close()
+        self.server.shutdown()  # joined; before the engine it serves
         self.bridge.shutdown()
         if self.composer.image_panel is not None:
             self.composer.image_panel.shutdown()  # joins its checking threads

@@ -51,6 +51,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert data["theme"] == "dark" and data["default_preset_id"] == "user-abc"
     assert data["version"] == SETTINGS_VERSION == 2
     assert not list(path.parent.glob("*.tmp"))
+    assert path.stat().st_mode & 0o077 == 0  # it holds the server's API key: owner only
 
 
 def test_theme_accepts_plain_strings() -> None:

@@ -23,6 +23,7 @@ from app.core.gguf.info import read_gguf
 from app.core.hardware.probe import probe_hardware
 from app.core.load import LoadRequest, Planned, summary
 from app.core.model_wishes import ModelWishes, WishStore
+from app.core.paths import AppPaths
 from app.core.plan.planner import Wishes
 from app.core.settings import LoadSettings, Settings, TemplateChoice
 from app.ui.banners import CrashBanner, TemplateNotice
@@ -33,6 +34,7 @@ from app.ui.chat.context_meter import ContextMeter
 from app.ui.models.model_bar import ModelBar
 from app.ui.models.welcome import demo_hint
 from app.ui.offload.offload_panel import OffloadDialog
+from app.ui.offload.probe_dialog import ProbeSetup
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +63,10 @@ class ModelController(QObject):
         model_status: QLabel,
         settings: Callable[[], Settings],
         wishes: WishStore,
+        paths: AppPaths | None = None,
     ) -> None:
         super().__init__(window)
+        self._paths = paths  # for "Test this context…" (None: no such button)
         self._window = window
         self._bridge = bridge
         self._bar = model_bar
@@ -167,8 +171,12 @@ class ModelController(QObject):
         wishes = self.wishes.get(self.path).planner_wishes()
         loaded = self._bridge.facts is not None and self.planned is not None
         in_use = summary(self.planned.plan) if loaded and self.planned else ""
-        self.offload_dialog = OffloadDialog(info, hardware, wishes, self._window, in_use=in_use)
+        probe = ProbeSetup(self._paths, self._settings().load) if self._paths else None
+        self.offload_dialog = OffloadDialog(
+            info, hardware, wishes, self._window, in_use=in_use, probe=probe
+        )
         self.offload_dialog.load_requested.connect(self._on_offload_dialog_load_requested)
+        self.offload_dialog.panel.workers_list.set_endpoints(self._settings().load.rpc_servers)
         self.offload_dialog.open()
 
     def show_no_model(self, status: str = "No model loaded") -> None:
@@ -206,6 +214,11 @@ class ModelController(QObject):
                 projector=kept.projector,
             )
         )
+        if self.offload_dialog is not None:  # the Workers list: kept for every load
+            workers = self.offload_dialog.panel.workers_list.endpoints
+            if workers != self._settings().load.rpc_servers:
+                load = dataclasses.replace(self._settings().load, rpc_servers=workers)
+                self.settings_changed.emit(dataclasses.replace(self._settings(), load=load))
         self.reload()
 
     @Slot(object)

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from app.core.gguf.info import GGUFInfo
 from app.core.hardware.probe import Hardware
+from app.core.hardware.workers import Worker
 from app.core.plan.kv_estimate import kv_cache, model_shape
 from app.core.plan.planner import Plan, Wishes, make_plan
 from app.core.settings import KVType
@@ -42,6 +43,8 @@ from app.core.units import count_text, size_text
 from app.ui.offload import panel_words as words
 from app.ui.offload.context_slider import ContextSlider, context_steps
 from app.ui.offload.memory_map import DeviceMapWidget, LegendWidget, verdict_colors
+from app.ui.offload.probe_dialog import ProbeSetup, attach_probe
+from app.ui.offload.workers_list import WorkersList
 
 KV_TYPES = (KVType.F16, KVType.Q8_0, KVType.Q4_0)
 DIALOG_SIZE = (860, 900)
@@ -68,6 +71,7 @@ class OffloadPanel(QWidget):
         self._wishes = wishes or Wishes()
         self._shape = model_shape(info)
         self._steps = context_steps(info.context_length)
+        self._workers: tuple[Worker, ...] = ()  # asked in the Workers list (workers_list)
         self._plan = make_plan(info, hardware, self._wishes)
         if not words.has_gpu(self._plan) and self._wishes.gpu_expert_layers is not None:
             # no GPU to pin them on (the wish came from another machine), and no slider
@@ -100,7 +104,7 @@ class OffloadPanel(QWidget):
     def replan(self) -> None:
         """Plan now for the current wishes (pending coalesced re-plans are dropped)."""
         self._timer.stop()
-        self._plan = make_plan(self._info, self._hardware, self._wishes)
+        self._plan = make_plan(self._info, self._hardware, self._wishes, self._workers)
         self._show_plan(self._plan)
         self.plan_changed.emit(self._plan)
 
@@ -117,6 +121,9 @@ class OffloadPanel(QWidget):
         head.setWordWrap(True)
         outer.addWidget(head)
         outer.addWidget(self._build_memory())
+        self.workers_list = WorkersList(self)
+        self.workers_list.workers_changed.connect(self._on_workers_list_workers_changed)
+        outer.addWidget(self.workers_list)
         outer.addWidget(self._build_context())
         outer.addWidget(self._build_experts())
         outer.addWidget(self._build_reasons(), 1)
@@ -165,9 +172,20 @@ class OffloadPanel(QWidget):
         self.ctx_spin.setGroupSeparatorShown(True)
         self.ctx_spin.setSuffix(" tokens")
         self.ctx_spin.setMinimumWidth(150)
+        self.recall_label = QLabel(context)  # a probe's stored result (probe_dialog)
+        self.recall_label.hide()
+        self.probe_button = QPushButton("Test this context…", context)
+        self.probe_button.setToolTip("Measure how well the model recalls facts deep in a prompt")
+        self.probe_button.hide()  # shown where the window can run a probe
+        slider_side, spin_side = QVBoxLayout(), QVBoxLayout()
+        slider_side.addWidget(self.ctx_control)
+        slider_side.addWidget(self.recall_label)
+        spin_side.addWidget(self.ctx_spin)
+        spin_side.addWidget(self.probe_button)
         row = QHBoxLayout()
-        row.addWidget(self.ctx_control, 1)
-        row.addWidget(self.ctx_spin, 0, Qt.AlignmentFlag.AlignTop)
+        row.addLayout(slider_side, 1)
+        row.addLayout(spin_side, 0)
+        spin_side.setAlignment(Qt.AlignmentFlag.AlignTop)
         form.addRow("Context length:", row)
         self.kv_combo = QComboBox(context)
         for t in KV_TYPES:
@@ -271,6 +289,22 @@ class OffloadPanel(QWidget):
     def _on_timer_timeout(self) -> None:
         self.replan()
 
+    def _on_workers_list_workers_changed(self, workers: tuple[Worker, ...]) -> None:
+        self._workers = workers
+        n = len(make_plan(self._info, self._hardware, self._wishes, workers).devices)
+        memory = self.legend.parentWidget()
+        assert memory is not None
+        layout = memory.layout()
+        assert isinstance(layout, QVBoxLayout)
+        while len(self._maps) > n:  # one map per device: the workers' come and go
+            gone = self._maps.pop(0)
+            layout.removeWidget(gone)
+            gone.deleteLater()
+        while len(self._maps) < n:
+            self._maps.insert(0, DeviceMapWidget(memory))
+            layout.insertWidget(0, self._maps[0])
+        self.replan()
+
     def _on_ctx_slider_changed(self, index: int) -> None:
         n_ctx = self._steps[index]
         self.ctx_spin.blockSignals(True)
@@ -318,10 +352,12 @@ class OffloadDialog(QDialog):
         wishes: Wishes | None = None,
         parent: QWidget | None = None,
         in_use: str = "",
+        probe: ProbeSetup | None = None,
     ) -> None:
         """Wrap an :class:`OffloadPanel`, sized to fit the screen it opens on.
 
         ``in_use``: the plan the model is loaded with now, in one line ("" when none).
+        ``probe``: what "Test this context…" needs (None: no such button).
         """
         super().__init__(parent)
         self.setWindowTitle(f"Offload & Context: {info.path.name}")
@@ -341,6 +377,7 @@ class OffloadDialog(QDialog):
         layout.addWidget(self.in_use_label)
         layout.addWidget(self.panel)
         self.panel.load_requested.connect(self._on_panel_load_requested)
+        self.probe = attach_probe(self, self.panel, info.path, probe) if probe is not None else None
         width, height = DIALOG_SIZE
         screen = (parent.screen() if parent is not None else self.screen()).availableGeometry()
         self.resize(min(width, screen.width()), min(height, screen.height() - TITLE_BAR))

@@ -1,4 +1,4 @@
-"""The Settings dialog: sampling, system-prompt presets and appearance."""
+"""The Settings dialog: sampling, system-prompt presets, appearance and the local server."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from app.core.settings import (
 )
 from app.ui.settings.engine_page import EnginePage
 from app.ui.settings.preset_editor import PresetEditor, hint_label
+from app.ui.settings.server_page import ServerPage
 from app.ui.theme import apply_appearance
 
 _SLIDERS = {"temperature": 0.05, "top_p": 0.01, "min_p": 0.01, "repeat_penalty": 0.01}
@@ -294,6 +295,8 @@ class SettingsDialog(QDialog):
         if engine_page is not None:
             self.tabs.addTab(engine_page, "Engine")
             self.finished.connect(lambda _code: engine_page.join())
+        self.server_page = ServerPage()
+        self.tabs.addTab(self.server_page, "Local Server")
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #d9534f")
@@ -319,19 +322,28 @@ class SettingsDialog(QDialog):
         self.sampling_page.set_values(settings.sampling)
         self.prompts_page.set_default_id(settings.default_preset_id)
         self.appearance_page.set_values(settings.theme, settings.font_size)
+        self.server_page.set_values(settings)
 
     def current_settings(self) -> Settings:
         """The settings as the dialog shows them now (not yet applied)."""
-        return dataclasses.replace(
-            self._settings,
-            sampling=self.sampling_page.values(),
-            theme=self.appearance_page.theme(),
-            font_size=self.appearance_page.font_size(),
-            default_preset_id=self.prompts_page.default_id(),
+        return self.server_page.applied_to(
+            dataclasses.replace(
+                self._settings,
+                sampling=self.sampling_page.values(),
+                theme=self.appearance_page.theme(),
+                font_size=self.appearance_page.font_size(),
+                default_preset_id=self.prompts_page.default_id(),
+            )
         )
 
     def apply(self) -> bool:
-        """Save the presets and announce the new settings; False if saving failed."""
+        """Save the presets and announce the new settings; False if they cannot be used."""
+        problem = self.server_page.problem()
+        if problem:  # e.g. beyond this computer without a key: refused, said why
+            self.tabs.setCurrentWidget(self.server_page)
+            self.error_label.setText(problem)
+            self.error_label.show()
+            return False
         try:
             self._presets.save()
         except HerdError as exc:

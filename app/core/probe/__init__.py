@@ -1,0 +1,1 @@
+"""The long-context truth probe: needles hidden in long prompts, and how many come back."""
