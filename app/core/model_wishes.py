@@ -9,13 +9,12 @@ the plan decides everything for it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.json_file import read_json, write_json
 from app.core.plan.search import Wishes
 from app.core.settings import KVType
 
@@ -88,13 +87,7 @@ class WishStore:
     def __init__(self, file: Path) -> None:
         self._file = file
         self._all: dict[str, ModelWishes] = {}
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            data = {}
-        except (OSError, ValueError) as exc:
-            logger.warning("ignoring unreadable model wishes %s: %s", file, exc)
-            data = {}
+        data = read_json(file, "model wishes")
         if isinstance(data, dict):
             self._all = {str(k): ModelWishes.from_dict(v) for k, v in data.items()}
 
@@ -113,11 +106,4 @@ class WishStore:
             self._all.pop(key, None)
         else:
             self._all[key] = wishes
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_name(f"{self._file.name}.{os.getpid()}.tmp")
-        try:
-            data = {k: w.to_dict() for k, w in sorted(self._all.items())}
-            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-            os.replace(tmp, self._file)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_json(self._file, {k: w.to_dict() for k, w in sorted(self._all.items())})

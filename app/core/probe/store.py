@@ -7,18 +7,14 @@ context, KV type); probing again replaces it. The file is saved atomically.
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.core.json_file import read_json, write_json
 from app.core.paths import AppPaths
 from app.core.probe.result import ProbeResult
-
-logger = logging.getLogger(__name__)
 
 PROBES_FILE = "probes.json"
 _VERSION = 1
@@ -96,13 +92,7 @@ class ProbeStore:
         """Read ``file`` (a missing or unreadable one holds nothing)."""
         self._file = file
         self._all: dict[str, list[ProbeRecord]] = {}
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            data = {}
-        except (OSError, ValueError) as exc:
-            logger.warning("ignoring unreadable probe results %s: %s", file, exc)
-            data = {}
+        data = read_json(file, "probe results")
         models = data.get("models") if isinstance(data, dict) else None
         for key, records in (models or {}).items():
             if isinstance(records, list):
@@ -137,14 +127,8 @@ class ProbeStore:
         return record
 
     def _save(self) -> None:
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_name(f"{self._file.name}.{os.getpid()}.tmp")
         data = {
             "version": _VERSION,
             "models": {k: [r.to_dict() for r in v] for k, v in sorted(self._all.items()) if v},
         }
-        try:
-            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-            os.replace(tmp, self._file)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_json(self._file, data)
